@@ -1,0 +1,37 @@
+"""nndl: the neural networks of Michael Nielsen's *Neural Networks and Deep Learning*, in NumPy.
+
+The main objects, as the book names them::
+
+    from nndl import Network, TrainingConfig, load_mnist, train
+
+    mnist = load_mnist()                       # --data DIR / NNDL_DATA / cache / download
+    net = Network([784, 30, 10], seed=1)       # chapter 1: sigmoid neurons, quadratic cost
+    history = train(net, mnist.training, TrainingConfig(epochs=30, mini_batch_size=10, eta=3.0),
+                    evaluation=[mnist.test])
+"""
+
+__version__ = "0.1.0"
+
+from .data import Dataset, MNIST, load_mnist  # noqa: E402
+from .errors import ConfigError, DataError, ModelFileError, NndlError  # noqa: E402
+from .io import load_model, save_model  # noqa: E402
+from .network import Network  # noqa: E402
+from .training import Callback, History, TrainingConfig, train  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "Callback",
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "History",
+    "MNIST",
+    "ModelFileError",
+    "NndlError",
+    "Network",
+    "TrainingConfig",
+    "load_mnist",
+    "load_model",
+    "save_model",
+    "train",
+]

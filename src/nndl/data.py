@@ -1,0 +1,200 @@
+"""MNIST (and any dataset in MNIST's four-file IDX layout): finding, loading, splitting.
+
+Images come back as rows: a float array of shape (n, 784) scaled to [0, 1], and
+labels as integers. The book's split is used: the first 50,000 training images
+are training data, the last 10,000 are validation data, and the 10,000 t10k
+images are test data.
+
+Where the files come from, in this order: the ``data_dir`` argument (``--data``);
+the ``NNDL_DATA`` environment variable; the per-user cache folder; otherwise a
+download from public mirrors into that cache (see :mod:`nndl.download`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, DataError
+from .idx import read_idx
+
+#: The four standard MNIST file names (without .gz); any folder holding them loads.
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+IMAGES_MAGIC = 2051  # ubyte, 3 dimensions (n, rows, cols)
+LABELS_MAGIC = 2049  # ubyte, 1 dimension (n,)
+VALIDATION_SIZE = 10_000  # the book holds back the last 10,000 training images
+
+DATA_HINT = (
+    "point nndl at a folder holding the four MNIST files "
+    "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+    "t10k-labels-idx1-ubyte.gz) with --data DIR or the NNDL_DATA environment variable"
+)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images as rows of shape (n, n_features) in [0, 1], and their integer labels."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    name: str = "data"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_features(self) -> int:
+        return self.images.shape[1]
+
+    def head(self, n: int) -> "Dataset":
+        """The first ``n`` examples (views, not copies)."""
+        return Dataset(self.images[:n], self.labels[:n], self.name)
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name!r}, n={len(self)}, features={self.n_features}, dtype={self.images.dtype})"
+
+
+@dataclass(frozen=True)
+class MNIST:
+    """The book's three datasets, and the folder they were read from."""
+
+    training: Dataset
+    validation: Dataset
+    test: Dataset
+    source: Path
+    n_classes: int = 10
+
+    def split(self, name: str) -> Dataset:
+        """Return the dataset called ``name``: training, validation or test."""
+        if name not in ("training", "validation", "test"):
+            raise ConfigError(f"unknown dataset {name!r}; choose from: training, validation, test")
+        return getattr(self, name)
+
+
+def one_hot(labels: np.ndarray, n_classes: int = 10, dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """Targets y(x) as one-hot columns: shape (n_classes, n), y[label, i] = 1."""
+    return np.eye(n_classes, dtype=dtype)[:, labels]
+
+
+def cache_dir() -> Path:
+    """The per-user cache folder (``NNDL_CACHE_DIR``, else the platform's usual place)."""
+    if os.environ.get("NNDL_CACHE_DIR"):
+        return Path(os.environ["NNDL_CACHE_DIR"]).expanduser()
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "nndl" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "nndl"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nndl"
+
+
+def find_file(folder: Path, name: str) -> Path | None:
+    """The file for standard IDX name ``name`` in ``folder``: gzip or raw, dash or dot spelling."""
+    dotted = name.replace("-idx", ".idx")  # e.g. train-images.idx3-ubyte, as some copies name it
+    for candidate in (name + ".gz", name, dotted + ".gz", dotted):
+        if (folder / candidate).is_file():
+            return folder / candidate
+    return None
+
+
+def missing_files(folder: Path) -> list[str]:
+    """The standard file names not present in ``folder``."""
+    return [name for name in MNIST_FILES.values() if find_file(folder, name) is None]
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Find the folder to load from: ``data_dir``, then NNDL_DATA, then the cache (downloading)."""
+    for given, origin in ((data_dir, "--data"), (os.environ.get("NNDL_DATA") or None, "NNDL_DATA")):
+        if given is None:
+            continue
+        folder = Path(given).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"{origin} {folder}: no such folder; {DATA_HINT}")
+        return folder
+    folder = cache_dir() / "mnist"
+    if not missing_files(folder):
+        return folder
+    if not download:
+        raise DataError(f"MNIST is not in the cache ({folder}); {DATA_HINT}")
+    from .download import download_mnist
+
+    download_mnist(folder)
+    return folder
+
+
+def read_split(folder: Path, images_key: str, labels_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read one images/labels pair as uint8 arrays, checking they describe the same examples."""
+    paths = {}
+    for key in (images_key, labels_key):
+        path = find_file(folder, MNIST_FILES[key])
+        if path is None:
+            raise DataError(f"{folder}: missing {MNIST_FILES[key]}(.gz); {DATA_HINT}")
+        paths[key] = path
+    images = read_idx(paths[images_key], expect_magic=IMAGES_MAGIC)
+    labels = read_idx(paths[labels_key], expect_magic=LABELS_MAGIC)
+    if len(images) != len(labels):
+        raise DataError(
+            f"{paths[images_key]} holds {len(images)} images but {paths[labels_key]} holds "
+            f"{len(labels)} labels; the two files must come from the same dataset"
+        )
+    return images, labels
+
+
+def to_float_rows(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """uint8 images (n, rows, cols) → float rows (n, rows·cols) scaled to [0, 1]."""
+    out = np.empty((images.shape[0], images.shape[1] * images.shape[2]), dtype=dtype)
+    np.divide(images.reshape(len(images), -1), dtype.type(255), out=out)
+    return out
+
+
+def load_mnist(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    train_size: int | None = None,
+    dtype: np.dtype | type | str = np.float32,
+    download: bool = True,
+) -> MNIST:
+    """Load MNIST with the book's training / validation / test split.
+
+    ``train_size`` keeps only the first N training images (the overfitting
+    experiment uses 1,000). ``dtype`` is float32 by default (the full set then
+    takes 220 MB) or float64. Raises :class:`DataError` with the file and the
+    problem when a file is missing, truncated, corrupt or of the wrong kind.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ConfigError(f"dtype {dtype}: choose float32 or float64")
+    folder = resolve_data_dir(data_dir, download=download)
+    train_images, train_labels = read_split(folder, "train_images", "train_labels")
+    test_images, test_labels = read_split(folder, "test_images", "test_labels")
+    if train_images.shape[1:] != test_images.shape[1:]:
+        raise DataError(
+            f"{folder}: training images are {train_images.shape[1:]} but test images are {test_images.shape[1:]}"
+        )
+    n_train = len(train_images) - VALIDATION_SIZE
+    if n_train <= 0:
+        raise DataError(
+            f"{folder}: {len(train_images)} training images; the book's split needs more than {VALIDATION_SIZE}"
+        )
+    if train_size is not None:
+        if not 1 <= train_size <= n_train:
+            raise ConfigError(f"train size {train_size}: choose from 1 to {n_train} training images")
+    keep = n_train if train_size is None else train_size
+    n_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    labels = train_labels.astype(np.int64)
+    return MNIST(
+        training=Dataset(to_float_rows(train_images[:keep], dtype), labels[:keep], "training"),
+        validation=Dataset(to_float_rows(train_images[n_train:], dtype), labels[n_train:], "validation"),
+        test=Dataset(to_float_rows(test_images, dtype), test_labels.astype(np.int64), "test"),
+        source=folder,
+        n_classes=n_classes,
+    )

@@ -1,0 +1,105 @@
+"""Reading and writing IDX files, the format MNIST is distributed in.
+
+An IDX file is a 4-byte magic number (two zero bytes, a type code, the number of
+dimensions), one big-endian uint32 per dimension, then the values in C order.
+Files may be gzip-compressed; a name ending in ``.gz`` is read as gzip.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .files import write_bytes_atomically
+
+# IDX type codes (the magic number's third byte) and the NumPy dtypes they name.
+IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_CODES = {dtype: code for code, dtype in IDX_DTYPES.items()}
+
+
+def idx_magic(dtype: np.dtype, ndim: int) -> int:
+    """The magic number of an IDX file of ``ndim`` dimensions of ``dtype`` (2051 for MNIST images)."""
+    return (_CODES[np.dtype(dtype)] << 8) | ndim
+
+
+def read_file_bytes(path: Path) -> bytes:
+    """Return the (decompressed) contents of ``path``, or raise DataError naming the problem."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if path.suffix != ".gz":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except EOFError:
+        raise DataError(f"{path}: truncated gzip file (download it again)") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt gzip data ({exc}); download it again") from None
+
+
+def parse_idx(data: bytes, source: str = "<bytes>", expect_magic: int | None = None) -> np.ndarray:
+    """Parse IDX bytes into an array, checking the header against the payload size.
+
+    ``expect_magic`` (e.g. 2051 for images, 2049 for labels) makes a file of another
+    kind an error rather than a surprise later.
+    """
+    if len(data) < 4:
+        raise DataError(f"{source}: too short to be an IDX file ({len(data)} bytes)")
+    zero, code, ndim = struct.unpack(">HBB", data[:4])
+    magic = (code << 8) | ndim
+    if zero != 0 or code not in IDX_DTYPES or ndim == 0:
+        raise DataError(f"{source}: not an IDX file (magic number {struct.unpack('>I', data[:4])[0]})")
+    if expect_magic is not None and magic != expect_magic:
+        raise DataError(f"{source}: magic number {magic}, expected {expect_magic}; is this the right file?")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{source}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    dtype = IDX_DTYPES[code]
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    found = len(data) - header
+    if found != expected:
+        what = "truncated" if found < expected else "has trailing bytes"
+        raise DataError(
+            f"{source}: {what}: header says {'x'.join(map(str, shape))} values ({expected} bytes), "
+            f"file holds {found} bytes"
+        )
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.ndarray:
+    """Read an IDX file (raw, or gzip if the name ends in .gz) into a NumPy array."""
+    path = Path(path)
+    return parse_idx(read_file_bytes(path), str(path), expect_magic)
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write ``array`` as an IDX file (gzip if the name ends in .gz), atomically.
+
+    The data go to a temporary file beside ``path`` that is renamed over it only
+    once complete, so an interrupted write never leaves a half-written file.
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    dtype = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
+    header = struct.pack(f">I{array.ndim}I", idx_magic(array.dtype.newbyteorder("="), array.ndim), *array.shape)
+    payload = header + np.ascontiguousarray(array, dtype=dtype).tobytes()
+    if path.suffix == ".gz":
+        payload = gzip.compress(payload, compresslevel=6, mtime=0)
+    write_bytes_atomically(path, payload)

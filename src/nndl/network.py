@@ -1,0 +1,194 @@
+"""The feedforward network of chapters 1 and 2.
+
+The class holds the book's objects: ``sizes`` (e.g. [784, 30, 10]), ``weights[l]``
+of shape (n_out, n_in) and ``biases[l]`` of shape (n_out, 1). Inputs are
+*columns*: a mini-batch of m images is a matrix x of shape (784, m), so every
+equation below is the book's equation with the vector a replaced by a matrix
+whose columns are the examples. (Public helpers such as :meth:`Network.predict`
+take images as rows, shape (n, 784), the way datasets hold them.)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .activations import Activation, get_activation
+from .costs import Cost, get_cost
+from .errors import ConfigError
+from .initializers import get_initializer
+from .rng import make_rng
+
+Gradients = tuple[list[np.ndarray], list[np.ndarray]]
+EVALUATION_CHUNK = 10_000  # images fed forward at once when evaluating a whole dataset
+
+
+def check_sizes(sizes: Sequence[int]) -> list[int]:
+    """Validate layer sizes: at least an input and an output layer, each ≥ 1 neuron."""
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ConfigError(f"sizes {sizes}: a network needs at least an input and an output layer")
+    if any(not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1 for n in sizes):
+        raise ConfigError(f"sizes {sizes}: every layer needs a whole number of neurons, at least 1")
+    return [int(n) for n in sizes]
+
+
+def check_dtype(dtype: Any) -> np.dtype:
+    """float32 or float64, or a ConfigError."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ConfigError(f"dtype {dtype!r}: choose float32 or float64") from None
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ConfigError(f"dtype {dtype}: choose float32 or float64")
+    return dtype
+
+
+class Network:
+    """A fully connected feedforward network trained by backpropagation.
+
+    ``Network([784, 30, 10])`` is the book's chapter-1 network: sigmoid neurons,
+    the quadratic cost, weights and biases drawn from N(0, 1). ``seed`` makes the
+    initial weights reproducible; ``dtype`` is float32 (fast) or float64.
+    ``metadata`` is a free-form, JSON-serialisable record of how the network was
+    trained; it is saved with the model.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        *,
+        cost: str | Cost = "quadratic",
+        activation: str | Activation = "sigmoid",
+        output_activation: str | Activation = "sigmoid",
+        init: str = "large",
+        seed: int | None = None,
+        dtype: Any = np.float32,
+    ):
+        self.sizes = check_sizes(sizes)
+        self.num_layers = len(self.sizes)
+        self.cost = get_cost(cost)
+        self.activation = get_activation(activation)
+        self.output_activation = get_activation(output_activation)
+        self.init = init
+        self.dtype = check_dtype(dtype)
+        self.biases, self.weights = get_initializer(init)(self.sizes, make_rng(seed, "init"), self.dtype)
+        self.metadata: dict[str, Any] = {}
+
+    # -- the book's objects ---------------------------------------------------------------
+
+    @property
+    def layer_activations(self) -> list[Activation]:
+        """σ for each layer after the input: the hidden activation, then the output one."""
+        return [self.activation] * (self.num_layers - 2) + [self.output_activation]
+
+    def describe(self) -> dict[str, Any]:
+        """Everything needed to rebuild this network's shape and behaviour (not its weights)."""
+        return {
+            "sizes": self.sizes,
+            "cost": self.cost.name,
+            "activation": self.activation.name,
+            "output_activation": self.output_activation.name,
+            "init": self.init,
+            "dtype": self.dtype.name,
+        }
+
+    def __repr__(self) -> str:
+        d = self.describe()
+        return (
+            f"Network({d['sizes']}, cost={d['cost']!r}, activation={d['activation']!r}, "
+            f"output_activation={d['output_activation']!r}, dtype={d['dtype']})"
+        )
+
+    # -- feedforward ----------------------------------------------------------------------
+
+    def feedforward(self, a: np.ndarray) -> np.ndarray:
+        """Return the output a^L for input columns ``a`` of shape (sizes[0], m)."""
+        for b, w, act in zip(self.biases, self.weights, self.layer_activations):
+            a = act.fn(w @ a + b)  # a^l = σ(w^l a^(l−1) + b^l)   (chapter 1, eq. 22)
+        return a
+
+    def forward(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Feed ``x`` forward keeping every weighted input z^l and activation a^l.
+
+        Returns ``(zs, activations)`` with ``activations[0] = x``; backpropagation
+        needs them all, and they are what a picture of the network shows.
+        """
+        activations, zs = [x], []
+        for b, w, act in zip(self.biases, self.weights, self.layer_activations):
+            z = w @ activations[-1] + b  # z^l = w^l a^(l−1) + b^l   (weighted input, eq. 25)
+            zs.append(z)
+            activations.append(act.fn(z))  # a^l = σ(z^l)
+        return zs, activations
+
+    # -- backpropagation ------------------------------------------------------------------
+
+    def backprop(self, x: np.ndarray, y: np.ndarray) -> Gradients:
+        """Return ``(nabla_b, nabla_w)``: Σ_x ∂C_x/∂b and Σ_x ∂C_x/∂w over the columns of x.
+
+        The four equations of chapter 2, each applied to a whole mini-batch at once:
+        δ is a matrix with one column per example, and the sums over examples in
+        BP3 and BP4 become a row sum and a matrix product.
+        """
+        zs, activations = self.forward(x)
+        acts = self.layer_activations
+        last = len(self.weights) - 1
+        nabla_b, nabla_w = [], []  # filled from the output layer backwards, reversed at the end
+        delta = self.cost.delta(zs[-1], activations[-1], y, acts[-1])  # BP1: δ^L = ∇_a C ⊙ σ'(z^L)
+        for l in range(last, -1, -1):
+            if l < last:
+                # BP2: δ^l = ((w^(l+1))ᵀ δ^(l+1)) ⊙ σ'(z^l)
+                delta = (self.weights[l + 1].T @ delta) * acts[l].prime(zs[l], activations[l + 1])
+            nabla_b.append(delta.sum(axis=1, keepdims=True))  # BP3: ∂C/∂b^l_j = δ^l_j
+            nabla_w.append(delta @ activations[l].T)  # BP4: ∂C/∂w^l_jk = a^(l−1)_k δ^l_j
+        nabla_b.reverse()
+        nabla_w.reverse()
+        return nabla_b, nabla_w
+
+    def backprop_per_example(self, x: np.ndarray, y: np.ndarray) -> Gradients:
+        """The same sums as :meth:`backprop`, computed one example at a time.
+
+        This is chapter 2's algorithm as the book's network.py runs it: backpropagate
+        a single image, add its gradient to the total, move to the next. It is the
+        reference the matrix form is tested against, and benchmarks show what the
+        loop costs.
+        """
+        nabla_b = [np.zeros_like(b) for b in self.biases]
+        nabla_w = [np.zeros_like(w) for w in self.weights]
+        for i in range(x.shape[1]):
+            delta_nabla_b, delta_nabla_w = self.backprop(x[:, i : i + 1], y[:, i : i + 1])
+            for nb, dnb in zip(nabla_b, delta_nabla_b):
+                nb += dnb
+            for nw, dnw in zip(nabla_w, delta_nabla_w):
+                nw += dnw
+        return nabla_b, nabla_w
+
+    # -- whole datasets (images as rows) --------------------------------------------------
+
+    def output_rows(self, images: np.ndarray) -> np.ndarray:
+        """The output activations for ``images`` given as rows (n, sizes[0]); returns (n, sizes[-1])."""
+        images = np.asarray(images)
+        if images.ndim != 2 or images.shape[1] != self.sizes[0]:
+            raise ConfigError(
+                f"images of shape {images.shape}: the network expects rows of {self.sizes[0]} values"
+            )
+        chunks = [
+            self.feedforward(images[i : i + EVALUATION_CHUNK].T.astype(self.dtype, copy=False)).T
+            for i in range(0, len(images), EVALUATION_CHUNK)
+        ]
+        return np.concatenate(chunks) if chunks else np.empty((0, self.sizes[-1]), self.dtype)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """The network's guess for each image: the index of the most active output neuron."""
+        return np.argmax(self.output_rows(images), axis=1)
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> int:
+        """How many images the network classifies correctly (the book's ``evaluate``)."""
+        return int(np.sum(self.predict(images) == labels))
+
+    def total_cost(self, images: np.ndarray, labels: np.ndarray) -> float:
+        """The mean cost C = (1/n) Σ_x C_x over a dataset with integer labels."""
+        outputs = self.output_rows(images).T
+        targets = np.eye(self.sizes[-1], dtype=outputs.dtype)[:, labels]
+        return self.cost.fn(outputs, targets) / max(len(labels), 1)

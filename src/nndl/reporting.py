@@ -1,0 +1,55 @@
+"""Callbacks that show training to a person: the book's epoch lines and a progress bar."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from .training import Callback, TrainingRun
+
+
+def format_epoch(record: dict[str, Any]) -> str:
+    """'Epoch 0: 9129 / 10000 (test, 91.29%)  0.3 s', like the book, plus the time."""
+    parts = [f"Epoch {record['epoch']}:"]
+    evaluated = [key[: -len("_correct")] for key in record if key.endswith("_correct")]
+    for name in evaluated:
+        parts.append(
+            f"{record[name + '_correct']} / {record[name + '_total']} "
+            f"({name}, {100 * record[name + '_accuracy']:.2f}%)"
+        )
+        if name + "_cost" in record:
+            parts.append(f"cost {record[name + '_cost']:.4f}")
+    if not evaluated:
+        parts.append("complete")
+    parts.append(f" {record['seconds']:.2f} s")
+    return " ".join(parts)
+
+
+class EpochPrinter(Callback):
+    """Print one line per epoch."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream
+
+    def on_epoch_end(self, run: TrainingRun, record: dict[str, Any]) -> None:
+        print(format_epoch(record), file=self.stream or sys.stdout, flush=True)
+
+
+class ProgressBar(Callback):
+    """A tqdm progress bar over each epoch's mini-batches (on stderr)."""
+
+    def __init__(self, update_every: int = 50):
+        self.update_every = update_every
+        self.bar = None
+
+    def on_epoch_begin(self, run: TrainingRun, epoch: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=run.n_batches, desc=f"Epoch {epoch}", unit="batch", leave=False, file=sys.stderr)
+
+    def on_batch_end(self, run: TrainingRun, batch: int) -> None:
+        if (batch + 1) % self.update_every == 0:
+            self.bar.update(self.update_every)
+
+    def on_epoch_end(self, run: TrainingRun, record: dict[str, Any]) -> None:
+        self.bar.close()
