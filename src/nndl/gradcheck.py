@@ -55,7 +55,7 @@ def max_relative_error(network: Network, x: np.ndarray, y: np.ndarray, eps: floa
                 numerical = (cost_plus - cost_minus) / (2 * eps)
                 analytic = grad[index] / m
                 error = abs(analytic - numerical) / max(abs(analytic) + abs(numerical), 1e-8)
-                worst = max(worst, error)
+                worst = max(worst, float(error))
     return worst
 
 

@@ -27,12 +27,15 @@ IDX_DTYPES: dict[int, np.dtype] = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-_CODES = {dtype: code for code, dtype in IDX_DTYPES.items()}
+_CODES = {dtype.newbyteorder("="): code for code, dtype in IDX_DTYPES.items()}
 
 
 def idx_magic(dtype: np.dtype, ndim: int) -> int:
     """The magic number of an IDX file of ``ndim`` dimensions of ``dtype`` (2051 for MNIST images)."""
-    return (_CODES[np.dtype(dtype)] << 8) | ndim
+    native = np.dtype(dtype).newbyteorder("=")
+    if native not in _CODES:
+        raise ValueError(f"IDX cannot hold {native}; use uint8, int8, int16, int32, float32 or float64")
+    return (_CODES[native] << 8) | ndim
 
 
 def read_file_bytes(path: Path) -> bytes:
@@ -98,7 +101,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     path = Path(path)
     array = np.asarray(array)
     dtype = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
-    header = struct.pack(f">I{array.ndim}I", idx_magic(array.dtype.newbyteorder("="), array.ndim), *array.shape)
+    header = struct.pack(f">I{array.ndim}I", idx_magic(array.dtype, array.ndim), *array.shape)
     payload = header + np.ascontiguousarray(array, dtype=dtype).tobytes()
     if path.suffix == ".gz":
         payload = gzip.compress(payload, compresslevel=6, mtime=0)

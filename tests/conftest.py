@@ -1,0 +1,64 @@
+"""Shared fixtures: the real MNIST files from ../shared (or NNDL_DATA), and small fake datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nndl.data import MNIST_FILES, load_mnist
+from nndl.idx import write_idx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def real_mnist_dir() -> Path | None:
+    for candidate in (os.environ.get("NNDL_DATA"), REPO.parent / "shared" / "datasets" / "mnist"):
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    folder = real_mnist_dir()
+    if folder is None:
+        pytest.skip("MNIST not found: set NNDL_DATA to a folder with the four IDX files")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir):
+    return load_mnist(mnist_dir)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch, tmp_path_factory):
+    """No test reads the user's NNDL_DATA or cache, or reaches a real mirror, unless it sets them."""
+    monkeypatch.delenv("NNDL_DATA", raising=False)
+    monkeypatch.setenv("NNDL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("NNDL_MNIST_MIRRORS", "http://127.0.0.1:9/")  # the discard port: refused at once
+
+
+def write_fake_mnist(folder: Path, n_train: int = 10_020, n_test: int = 30, side: int = 4, seed: int = 0,
+                     gz: bool = True) -> Path:
+    """A small dataset in MNIST's four-file layout: side×side images, labels 0-9."""
+    rng = np.random.default_rng(seed)
+    suffix = ".gz" if gz else ""
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, side, side), dtype=np.uint8),
+        "train_labels": (np.arange(n_train) % 10).astype(np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, side, side), dtype=np.uint8),
+        "test_labels": (np.arange(n_test) % 10).astype(np.uint8),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, array in arrays.items():
+        write_idx(folder / (MNIST_FILES[key] + suffix), array)
+    return folder
+
+
+@pytest.fixture
+def fake_mnist_dir(tmp_path) -> Path:
+    return write_fake_mnist(tmp_path / "fake")

@@ -1,0 +1,133 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from nndl.data import MNIST_FILES, load_mnist, one_hot
+from nndl.errors import ConfigError, DataError
+from nndl.idx import read_idx, write_idx
+
+from conftest import write_fake_mnist
+
+
+def test_known_facts_of_mnist(mnist, mnist_dir):
+    assert list(mnist.training.labels[:10]) == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert list(mnist.test.labels[:10]) == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    all_train_labels = np.concatenate([mnist.training.labels, mnist.validation.labels])
+    assert list(np.bincount(all_train_labels)) == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    pixels = np.concatenate([mnist.training.images, mnist.validation.images])
+    assert pixels.mean(dtype=np.float64) == pytest.approx(0.1307, abs=5e-5)
+    assert pixels.std(dtype=np.float64) == pytest.approx(0.3081, abs=5e-5)
+    assert mnist.source == mnist_dir and mnist.n_classes == 10
+
+
+def test_the_books_split(mnist, mnist_dir):
+    assert (len(mnist.training), len(mnist.validation), len(mnist.test)) == (50_000, 10_000, 10_000)
+    raw_labels = read_idx(mnist_dir / "train-labels-idx1-ubyte.gz")
+    np.testing.assert_array_equal(mnist.validation.labels, raw_labels[50_000:])
+    for dataset in (mnist.training, mnist.validation, mnist.test):
+        assert dataset.images.shape[1] == 784 and dataset.images.dtype == np.float32
+        assert dataset.images.min() == 0.0 and dataset.images.max() == 1.0
+
+
+def test_full_set_fits_in_250_mb(mnist):
+    total = sum(d.images.nbytes + d.labels.nbytes for d in (mnist.training, mnist.validation, mnist.test))
+    assert total <= 250e6
+
+
+def test_train_size_takes_the_first_images(mnist, mnist_dir):
+    small = load_mnist(mnist_dir, train_size=1000, dtype="float64")
+    assert len(small.training) == 1000 and small.training.images.dtype == np.float64
+    np.testing.assert_array_equal(small.training.labels, mnist.training.labels[:1000])
+    np.testing.assert_allclose(small.training.images, mnist.training.images[:1000], atol=1e-7)
+    assert len(small.validation) == 10_000
+
+
+@pytest.mark.parametrize("train_size", [0, 10_021])
+def test_train_size_out_of_range(fake_mnist_dir, train_size):
+    with pytest.raises(ConfigError, match="choose from 1 to 20"):
+        load_mnist(fake_mnist_dir, train_size=train_size)
+
+
+def test_any_dataset_in_the_four_file_layout_loads(fake_mnist_dir):
+    data = load_mnist(fake_mnist_dir)
+    assert data.training.images.shape == (20, 16)
+    assert data.validation.images.shape == (10_000, 16)
+    assert data.test.images.shape == (30, 16)
+    raw = read_idx(fake_mnist_dir / "train-images-idx3-ubyte.gz")
+    np.testing.assert_allclose(data.training.images[3], raw[3].ravel() / 255, rtol=1e-6)
+
+
+def test_raw_and_dotted_file_names_load(tmp_path):
+    folder = write_fake_mnist(tmp_path / "raw", gz=False)
+    (folder / "t10k-images-idx3-ubyte").rename(folder / "t10k-images.idx3-ubyte")
+    assert len(load_mnist(folder).test) == 30
+
+
+def test_data_dir_then_environment(fake_mnist_dir, tmp_path, monkeypatch):
+    other = write_fake_mnist(tmp_path / "other", n_test=40)
+    monkeypatch.setenv("NNDL_DATA", str(other))
+    assert len(load_mnist().test) == 40
+    assert len(load_mnist(fake_mnist_dir).test) == 30
+
+
+def test_missing_folder_and_files_explain_the_fix(fake_mnist_dir, tmp_path):
+    with pytest.raises(DataError, match="no such folder.*--data DIR or the NNDL_DATA"):
+        load_mnist(tmp_path / "nowhere")
+    (fake_mnist_dir / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="missing t10k-labels-idx1-ubyte"):
+        load_mnist(fake_mnist_dir)
+
+
+def test_truncated_file_is_named(fake_mnist_dir):
+    path = fake_mnist_dir / "train-images-idx3-ubyte.gz"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 100])
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: truncated"):
+        load_mnist(fake_mnist_dir)
+
+
+def test_corrupt_file_is_named(fake_mnist_dir):
+    path = fake_mnist_dir / "t10k-images-idx3-ubyte.gz"
+    data = bytearray(path.read_bytes())
+    data[20:40] = bytes(20)
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: corrupt"):
+        load_mnist(fake_mnist_dir)
+
+
+def test_wrong_magic_is_named(fake_mnist_dir):
+    images = fake_mnist_dir / "train-images-idx3-ubyte.gz"
+    labels = fake_mnist_dir / "train-labels-idx1-ubyte.gz"
+    shutil.copy(labels, images)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: magic number 2049, expected 2051"):
+        load_mnist(fake_mnist_dir)
+
+
+def test_image_and_label_counts_must_agree(fake_mnist_dir):
+    write_idx(fake_mnist_dir / "t10k-labels-idx1-ubyte.gz", np.zeros(29, dtype=np.uint8))
+    with pytest.raises(DataError, match="30 images but .* 29 labels"):
+        load_mnist(fake_mnist_dir)
+
+
+def test_too_few_training_images_for_the_split(tmp_path):
+    folder = write_fake_mnist(tmp_path / "tiny", n_train=500)
+    with pytest.raises(DataError, match="needs more than 10000"):
+        load_mnist(folder)
+
+
+def test_dtype_is_checked(fake_mnist_dir):
+    with pytest.raises(ConfigError, match="float32 or float64"):
+        load_mnist(fake_mnist_dir, dtype="int32")
+
+
+def test_one_hot():
+    y = one_hot(np.array([3, 0, 9]))
+    assert y.shape == (10, 3) and y.dtype == np.float32
+    assert list(np.argmax(y, axis=0)) == [3, 0, 9] and y.sum() == 3
+
+
+def test_mnist_file_names_are_the_standard_ones():
+    assert sorted(MNIST_FILES.values()) == sorted(
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    )

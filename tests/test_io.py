@@ -1,0 +1,125 @@
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from nndl import io
+from nndl.errors import ModelFileError
+from nndl.io import load_model, save_model
+from nndl.network import Network
+
+
+@pytest.fixture
+def model(tmp_path):
+    net = Network([6, 5, 3], seed=0, dtype="float64", init="normalized")
+    net.metadata = {"history": [{"epoch": 0, "test_accuracy": 0.5}], "note": "ünïcode"}
+    return net, save_model(net, tmp_path / "model.npz")
+
+
+def rewrite(path, change):
+    """Load the arrays of a model file, let ``change`` edit them, write them back."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    change(arrays)
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_save_load_gives_identical_predictions(tmp_path, dtype):
+    net = Network([6, 5, 3], seed=1, dtype=dtype)
+    save_model(net, tmp_path / "m.npz")
+    back = load_model(tmp_path / "m.npz")
+    assert back.describe() == net.describe() and back.dtype == np.dtype(dtype)
+    for a, b in zip(net.weights + net.biases, back.weights + back.biases):
+        np.testing.assert_array_equal(a, b)
+    images = np.random.default_rng(0).random((20, 6))
+    np.testing.assert_array_equal(back.output_rows(images), net.output_rows(images))
+
+
+def test_metadata_travels_with_the_model(model):
+    net, path = model
+    back = load_model(path)
+    assert back.metadata["history"] == [{"epoch": 0, "test_accuracy": 0.5}]
+    assert back.metadata["note"] == "ünïcode"
+    assert back.metadata["nndl_version"]
+
+
+def test_saved_files_respect_the_umask(model):
+    _, path = model
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+def test_an_interrupted_save_leaves_the_previous_file_intact(model, monkeypatch):
+    net, path = model
+    before = path.read_bytes()
+
+    def dies_half_way(handle, **arrays):
+        handle.write(b"PK\x03\x04 half a zip file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io.np, "savez", dies_half_way)
+    other = Network([6, 5, 3], seed=99, dtype="float64")
+    with pytest.raises(KeyboardInterrupt):
+        save_model(other, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.npz"]  # no temporary left behind
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_model(path).weights[0], net.weights[0])
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: a.update(weights_0=a["weights_0"][:, :-1]), r"weights_0 has shape \(5, 5\), expected \(5, 6\)"),
+        (lambda a: a.update(biases_1=a["biases_1"][:2]), r"biases_1 has shape \(2,\), expected \(3,\)"),
+        (lambda a: a.pop("weights_1"), "weights_1 is missing"),
+        (lambda a: a["weights_0"].__setitem__((0, 0), np.nan), "NaN or infinite"),
+        (lambda a: a.update(weights_0=a["weights_0"].astype(np.int64)), "dtype int64"),
+        (lambda a: a.update(sizes=np.array([6, 4, 3])), "disagree with the metadata"),
+        (lambda a: a.pop("metadata"), "no metadata"),
+        (lambda a: a.update(metadata=np.frombuffer(b"{not json", np.uint8)), "damaged metadata"),
+        (lambda a: a.update(metadata=np.frombuffer(json.dumps({"format": "other"}).encode(), np.uint8)),
+         "not an nndl model"),
+    ],
+)
+def test_tampered_models_are_refused(model, change, message):
+    _, path = model
+    rewrite(path, change)
+    with pytest.raises(ModelFileError, match=message):
+        load_model(path)
+
+
+def test_a_newer_format_or_unknown_cost_is_explained(model):
+    _, path = model
+
+    def edit_metadata(edit):
+        def change(arrays):
+            meta = json.loads(arrays["metadata"].tobytes())
+            edit(meta)
+            arrays["metadata"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        return change
+
+    rewrite(path, edit_metadata(lambda m: m["network"].update(cost="hinge")))
+    with pytest.raises(ModelFileError, match="unknown cost 'hinge'"):
+        load_model(path)
+    rewrite(path, edit_metadata(lambda m: m.update(format_version=99)))
+    with pytest.raises(ModelFileError, match="format version 99"):
+        load_model(path)
+
+
+def test_pickles_and_non_models_are_refused(tmp_path):
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, metadata=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ModelFileError, match="not a readable nndl model file"):
+        load_model(pickled)
+    text = tmp_path / "text.npz"
+    text.write_text("hello")
+    with pytest.raises(ModelFileError, match="not a readable nndl model file"):
+        load_model(text)
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_model(tmp_path / "absent.npz")

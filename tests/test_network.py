@@ -1,0 +1,131 @@
+import warnings
+
+import numpy as np
+import pytest
+
+from nndl.activations import Sigmoid, get_activation
+from nndl.costs import QuadraticCost, get_cost
+from nndl.errors import ConfigError
+from nndl.gradcheck import TOLERANCE, check_all, max_relative_error
+from nndl.network import Network
+
+
+def reference_sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def test_the_books_shapes():
+    net = Network([784, 30, 10], seed=0)
+    assert [w.shape for w in net.weights] == [(30, 784), (10, 30)]
+    assert [b.shape for b in net.biases] == [(30, 1), (10, 1)]
+    assert all(p.dtype == np.float32 for p in net.weights + net.biases)
+    assert "Network([784, 30, 10]" in repr(net)
+
+
+def test_large_init_is_standard_normal_and_seeded():
+    a, b, c = (Network([784, 100, 10], seed=s, dtype="float64") for s in (1, 1, 2))
+    np.testing.assert_array_equal(a.weights[0], b.weights[0])
+    assert not np.array_equal(a.weights[0], c.weights[0])
+    assert a.weights[0].mean() == pytest.approx(0, abs=0.01)
+    assert a.weights[0].std() == pytest.approx(1, abs=0.01)
+
+
+def test_normalized_init_scales_by_fan_in():
+    net = Network([784, 100, 10], init="normalized", seed=0, dtype="float64")
+    assert net.weights[0].std() == pytest.approx(1 / np.sqrt(784), rel=0.02)
+    assert net.biases[0].std() == pytest.approx(1, abs=0.2)
+
+
+def test_feedforward_is_sigma_of_weighted_input():
+    net = Network([4, 3, 2], seed=0, dtype="float64")
+    x = np.random.default_rng(0).random((4, 5))
+    hidden = reference_sigmoid(net.weights[0] @ x + net.biases[0])
+    expected = reference_sigmoid(net.weights[1] @ hidden + net.biases[1])
+    np.testing.assert_allclose(net.feedforward(x), expected, rtol=1e-12)
+    zs, activations = net.forward(x)
+    np.testing.assert_allclose(activations[-1], expected, rtol=1e-12)
+    np.testing.assert_allclose(zs[0], net.weights[0] @ x + net.biases[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_never_overflows(dtype):
+    z = np.array([-1e4, -100.0, 0.0, 100.0, 1e4], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = Sigmoid().fn(z)
+    assert a.dtype == dtype
+    np.testing.assert_allclose(a, [0, 0, 0.5, 1, 1], atol=1e-7)
+
+
+def test_sigmoid_prime():
+    z = np.linspace(-5, 5, 11)
+    a = reference_sigmoid(z)
+    np.testing.assert_allclose(Sigmoid().prime(z, a), np.exp(-z) / (1 + np.exp(-z)) ** 2, rtol=1e-12)
+
+
+def test_quadratic_cost_and_its_output_error():
+    a, y = np.array([[0.2], [0.9]]), np.array([[0.0], [1.0]])
+    assert QuadraticCost().fn(a, y) == pytest.approx(0.5 * (0.04 + 0.01))
+    z = np.log(a / (1 - a))  # so that σ(z) = a
+    np.testing.assert_allclose(QuadraticCost().delta(z, a, y, Sigmoid()), (a - y) * a * (1 - a))
+
+
+def test_every_combination_passes_the_gradient_check():
+    results = check_all([5, 4, 3], examples=4, seed=3)
+    assert results and all(r.max_relative_error < TOLERANCE for r in results), results
+
+
+def test_gradient_check_catches_a_broken_backprop(monkeypatch):
+    net = Network([4, 5, 3], seed=0, dtype="float64", init="normalized")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((4, 3)), np.eye(3)[:, [0, 2, 1]]
+    assert max_relative_error(net, x, y) < TOLERANCE
+    # BP1 without the σ'(z) factor: the kind of slip the check exists to catch
+    monkeypatch.setattr(QuadraticCost, "delta", lambda self, z, a, y, act: a - y)
+    assert max_relative_error(net, x, y) > 1e-2
+
+
+def test_matrix_and_per_example_gradients_agree():
+    net = Network([784, 30, 10], seed=0, dtype="float64")
+    rng = np.random.default_rng(1)
+    x, y = rng.random((784, 10)), np.eye(10)[:, rng.integers(0, 10, 10)]
+    for matrix, per_example in zip(net.backprop(x, y), net.backprop_per_example(x, y)):
+        for m, p in zip(matrix, per_example):
+            assert m.shape == p.shape
+            np.testing.assert_allclose(m, p, rtol=0, atol=1e-10)
+
+
+def test_dataset_helpers_take_rows():
+    net = Network([4, 3, 2], seed=0, dtype="float64")
+    images = np.random.default_rng(0).random((7, 4))
+    outputs = net.output_rows(images)
+    np.testing.assert_allclose(outputs, net.feedforward(images.T).T)
+    labels = np.argmax(outputs, axis=1)
+    assert net.evaluate(images, labels) == 7
+    assert net.evaluate(images, 1 - labels) == 0
+    expected = 0.5 * np.sum((outputs - np.eye(2)[labels]) ** 2) / 7
+    assert net.total_cost(images, labels) == pytest.approx(expected)
+    with pytest.raises(ConfigError, match="rows of 4 values"):
+        net.predict(np.zeros((3, 5)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sizes": [784]}, "at least an input and an output"),
+        ({"sizes": [784, 0, 10]}, "at least 1"),
+        ({"sizes": [784, 2.5, 10]}, "whole number"),
+        ({"sizes": [4, 2], "dtype": "int8"}, "float32 or float64"),
+        ({"sizes": [4, 2], "cost": "hinge"}, "unknown cost 'hinge'; choose from: quadratic"),
+        ({"sizes": [4, 2], "activation": "swish"}, "unknown activation 'swish'"),
+        ({"sizes": [4, 2], "init": "zeros"}, "unknown weight initialisation 'zeros'"),
+    ],
+)
+def test_bad_network_settings(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Network(**kwargs)
+
+
+def test_registries_return_objects():
+    assert get_cost("quadratic").name == "quadratic"
+    assert get_activation(Sigmoid()).name == "sigmoid"

@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+
+from nndl.data import Dataset
+from nndl.errors import ConfigError
+from nndl.network import Network
+from nndl.training import Callback, TrainingConfig, gradient_descent_step, train
+
+
+def small_dataset(n=25, features=6, classes=3, seed=0, name="training"):
+    rng = np.random.default_rng(seed)
+    return Dataset(rng.random((n, features)), rng.integers(0, classes, n), name)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_short_run_learns(mnist, seed):
+    net = Network([784, 30, 10], init="normalized", seed=seed)
+    history = train(net, mnist.training.head(10_000), TrainingConfig(epochs=1, eta=3.0, seed=seed),
+                    evaluation=[mnist.test])
+    assert history.epochs[0]["test_accuracy"] > 0.85
+
+
+def test_matrix_and_per_example_training_end_with_the_same_weights():
+    data = small_dataset(n=25)  # 25 = two mini-batches of 10 and a last one of 5
+    nets = [Network([6, 4, 3], seed=5, dtype="float64") for _ in range(2)]
+    for net, mode in zip(nets, ("matrix", "per-example")):
+        train(net, data, TrainingConfig(epochs=3, mini_batch_size=10, eta=2.0, seed=9, backprop=mode))
+    for a, b in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+    assert not np.allclose(nets[0].weights[0], Network([6, 4, 3], seed=5, dtype="float64").weights[0])
+
+
+def test_same_seed_same_run_and_another_seed_another():
+    data = small_dataset(n=40)
+    def final_weights(seed):
+        net = Network([6, 4, 3], seed=1, dtype="float64")
+        train(net, data, TrainingConfig(epochs=2, mini_batch_size=4, eta=1.0, seed=seed))
+        return net.weights[0]
+    np.testing.assert_array_equal(final_weights(3), final_weights(3))
+    assert not np.array_equal(final_weights(3), final_weights(4))
+
+
+def test_one_step_is_the_gradient_descent_rule():
+    net = Network([3, 2], seed=0, dtype="float64")
+    w, b = net.weights[0].copy(), net.biases[0].copy()
+    nabla_w, nabla_b = np.ones_like(w), np.full_like(b, 2.0)
+    gradient_descent_step(net, [nabla_b], [nabla_w], eta=3.0, m=10)
+    np.testing.assert_allclose(net.weights[0], w - 0.3 * nabla_w)
+    np.testing.assert_allclose(net.biases[0], b - 0.3 * nabla_b)
+
+
+def test_history_and_callbacks():
+    calls = []
+
+    class Recorder(Callback):
+        def on_train_begin(self, run):
+            calls.append("begin")
+
+        def on_epoch_begin(self, run, epoch):
+            calls.append(f"epoch {epoch}")
+
+        def on_batch_end(self, run, batch):
+            calls.append("batch")
+
+        def on_epoch_end(self, run, record):
+            calls.append(f"end {record['epoch']}")
+            run.stop_training = record["epoch"] == 1
+
+        def on_train_end(self, run):
+            calls.append("done")
+
+    data, test = small_dataset(n=25), small_dataset(n=8, seed=1, name="test")
+    net = Network([6, 4, 3], seed=0)
+    history = train(net, data, TrainingConfig(epochs=5, mini_batch_size=10, seed=0), evaluation=[test],
+                    monitor_cost=True, callbacks=[Recorder()])
+    assert calls == ["begin", "epoch 0", "batch", "batch", "batch", "end 0",
+                     "epoch 1", "batch", "batch", "batch", "end 1", "done"]
+    assert [r["epoch"] for r in history.epochs] == [0, 1]
+    record = history.final()
+    assert record["test_total"] == 8 and record["test_accuracy"] == record["test_correct"] / 8
+    assert record["test_cost"] == pytest.approx(net.total_cost(test.images, test.labels))
+    assert record["seconds"] > 0 and record["eta"] == 3.0
+    assert history.best("test_accuracy")["test_accuracy"] == max(r["test_accuracy"] for r in history.epochs)
+
+
+def test_blas_is_limited_during_training():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+
+    class Probe(Callback):
+        def on_batch_end(self, run, batch):
+            seen.append({i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"})
+
+    train(Network([6, 3], seed=0), small_dataset(n=10), TrainingConfig(epochs=1, seed=0),
+          callbacks=[Probe()], blas_thread_limit=1)
+    assert seen and all(threads == {1} for threads in seen)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"eta": 0.0}, "eta 0.0: the learning rate must be a positive number"),
+        ({"eta": -1.0}, "must be a positive number"),
+        ({"eta": float("nan")}, "must be a positive number"),
+        ({"mini_batch_size": 0}, "mini-batch size 0"),
+        ({"epochs": 0}, "epochs 0"),
+        ({"backprop": "loop"}, "choose from matrix, per-example"),
+    ],
+)
+def test_bad_hyperparameters(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainingConfig(**kwargs)
+
+
+def test_data_must_fit_the_network():
+    with pytest.raises(ConfigError, match="first layer must have 6 neurons"):
+        train(Network([5, 3]), small_dataset(), TrainingConfig(epochs=1))
+    with pytest.raises(ConfigError, match="last layer must have at least 3 neurons"):
+        train(Network([6, 2]), small_dataset(), TrainingConfig(epochs=1))
+
+
+def test_config_is_plain_data():
+    assert TrainingConfig().to_dict() == {"epochs": 30, "mini_batch_size": 10, "eta": 3.0, "seed": None,
+                                          "backprop": "matrix"}
