@@ -4,6 +4,7 @@ Not a test: it prints figures and ratios. Run from the repository root:
 
     python benchmarks/bench_training.py              # full epochs of 50,000 images
     python benchmarks/bench_training.py --images 10000
+    python benchmarks/bench_training.py --busy       # with another process loading one core
 
 Every figure is one epoch of SGD on the [784, 30, 10] network of chapter 1 with
 η = 3.0 (the per-example mode and PyTorch run on fewer images and are scaled up,
@@ -14,8 +15,12 @@ see --slow-images). PyTorch rows appear when torch is installed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import subprocess
+import sys
 import time
+from typing import Iterator
 
 import numpy as np
 
@@ -61,17 +66,38 @@ def torch_epoch_seconds(data: Dataset, m: int, threads: int | None) -> float | N
     return best
 
 
+@contextlib.contextmanager
+def busy_core(enabled: bool) -> Iterator[None]:
+    """Keep one core busy with a spinning process, as on a loaded laptop (when enabled)."""
+    if not enabled:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="MNIST folder (default: NNDL_DATA or the cache)")
     parser.add_argument("--images", type=int, default=50_000, help="training images per epoch for the fast rows")
     parser.add_argument("--slow-images", type=int, default=5_000, help="images timed for the slow rows, scaled up")
+    parser.add_argument("--busy", action="store_true", help="run with another process spinning on one core")
     args = parser.parse_args()
+    with busy_core(args.busy):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
 
     mnist = load_mnist(args.data, dtype="float64")
     fast, slow = mnist.training.head(args.images), mnist.training.head(args.slow_images)
     scale = args.images / args.slow_images
-    print(f"nndl benchmark: [784, 30, 10], one epoch = {args.images} images, {os.cpu_count()} cores")
+    load = ", one core kept busy by another process" if args.busy else ""
+    print(f"nndl benchmark: [784, 30, 10], one epoch = {args.images} images, {os.cpu_count()} cores{load}")
     print(f"{'what':44s} {'s/epoch':>8s}")
     rows: dict[str, float] = {}
 

@@ -144,7 +144,7 @@ def say(args: argparse.Namespace, message: str) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     seed = fresh_seed() if args.seed is None else args.seed
-    mnist = load_mnist(args.data, train_size=args.train_size, dtype=args.dtype)
+    mnist = load_mnist(args.data, train_size=args.train_size)  # float32 pixels; the network casts each batch
     evaluation = mnist.split(args.evaluate_on)
     n_in, n_out = mnist.training.n_features, mnist.n_classes
     sizes = args.sizes or [n_in, *(args.hidden or [30]), n_out]
@@ -205,7 +205,7 @@ def progress_bar_available() -> bool:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     network = load_model(args.model)
-    mnist = load_mnist(args.data, dtype=network.dtype)
+    mnist = load_mnist(args.data)
     results: dict[str, Any] = {"model": args.model, "network": network.describe()}
     for dataset in (mnist.validation, mnist.test):
         check_data_fits(network, dataset)

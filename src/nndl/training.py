@@ -161,8 +161,7 @@ def train(
     """
     for dataset in (training_data, *evaluation):
         check_data_fits(network, dataset)
-    images = training_data.images.astype(network.dtype, copy=False)
-    labels = training_data.labels
+    images, labels = training_data.images, training_data.labels
     targets = np.eye(network.sizes[-1], dtype=network.dtype)
     n, m = len(training_data), config.mini_batch_size
     rng = make_rng(config.seed, "shuffle")
@@ -180,7 +179,7 @@ def train(
             order = rng.permutation(n)  # a fresh shuffle each epoch, then consecutive mini-batches
             for batch, first in enumerate(range(0, n, m)):
                 chosen = order[first : first + m]
-                x = images[chosen].T  # the mini-batch as columns, shape (784, m)
+                x = images[chosen].astype(network.dtype, copy=False).T  # the mini-batch as columns, (784, m)
                 y = targets[:, labels[chosen]]  # one-hot targets y(x), shape (10, m)
                 nabla_b, nabla_w = gradient(x, y)
                 gradient_descent_step(network, nabla_b, nabla_w, run.eta, len(chosen))

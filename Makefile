@@ -1,0 +1,32 @@
+# Two commands for a new user: `make demo` (set up, then train the book's chapter-1
+# network) and `make test`. Both create the virtual environment .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Offline machines: point NNDL_DATA at a folder with the four MNIST files. Beside a
+# checkout that has ../shared/datasets/mnist, that folder is used.
+NNDL_DATA ?= $(abspath $(wildcard ../shared/datasets/mnist))
+ifneq ($(NNDL_DATA),)
+export NNDL_DATA
+endif
+
+.PHONY: setup demo test bench clean
+
+$(BIN)/nndl: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --editable '.[cli,test]'
+	touch $@
+
+setup: $(BIN)/nndl
+
+demo: setup
+	$(BIN)/nndl train --seed 1
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/bench_training.py
+
+clean:
+	rm -rf $(VENV)
