@@ -156,11 +156,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     callbacks: list[Callback] = []
     if not args.quiet:
-        callbacks.append(EpochPrinter())
         if sys.stderr.isatty() and progress_bar_available():
-            callbacks.append(ProgressBar())
+            callbacks.append(ProgressBar())  # first, so it clears its line before the epoch is printed
+        callbacks.append(EpochPrinter())
     threads = args.blas_threads or None
-    say(args, f"Training {network} on {len(mnist.training)} images from {mnist.source}, "
+    d = network.describe()
+    say(args, f"Training {d['sizes']} ({d['activation']} neurons, {d['cost']} cost, {d['init']} init, "
+              f"{d['dtype']}) on {len(mnist.training)} images from {mnist.source}: "
               f"η={config.eta}, m={config.mini_batch_size}, {config.epochs} epochs, seed {seed}")
     if threads is not None and not blas_available():
         say(args, "(install threadpoolctl to limit BLAS threads: pip install 'nndl[cli]')")
