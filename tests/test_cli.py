@@ -25,8 +25,8 @@ def test_train_prints_epochs_like_the_book_and_json_last(capsys, mnist_dir):
     summary = json.loads(lines[-1])
     assert [r["epoch"] for r in summary["history"]] == [0, 1]
     assert all(0 < r["test_accuracy"] <= 1 and r["seconds"] > 0 for r in summary["history"])
-    assert summary["settings"]["training"] == {"epochs": 2, "mini_batch_size": 10, "eta": 3.0, "seed": 1,
-                                               "backprop": "matrix"}
+    assert summary["settings"]["training"] == {"epochs": 2, "mini_batch_size": 10, "eta": 3.0, "lmbda": 0.0,
+                                               "l1": 0.0, "momentum": 0.0, "seed": 1, "backprop": "matrix"}
     assert summary["settings"]["network"]["sizes"] == [784, 30, 10]
     assert summary["settings"]["data"]["train_size"] == 3000
     assert summary["best"]["accuracy"] == max(r["test_accuracy"] for r in summary["history"])

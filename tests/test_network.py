@@ -65,14 +65,21 @@ def test_sigmoid_prime():
 
 def test_quadratic_cost_and_its_output_error():
     a, y = np.array([[0.2], [0.9]]), np.array([[0.0], [1.0]])
-    assert QuadraticCost().fn(a, y) == pytest.approx(0.5 * (0.04 + 0.01))
     z = np.log(a / (1 - a))  # so that σ(z) = a
+    assert QuadraticCost().fn(z, a, y, Sigmoid()) == pytest.approx(0.5 * (0.04 + 0.01))
     np.testing.assert_allclose(QuadraticCost().delta(z, a, y, Sigmoid()), (a - y) * a * (1 - a))
 
 
-def test_every_combination_passes_the_gradient_check():
-    results = check_all([5, 4, 3], examples=4, seed=3)
-    assert results and all(r.max_relative_error < TOLERANCE for r in results), results
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_combination_passes_the_gradient_check(seed):
+    results = check_all([5, 4, 3, 3], examples=4, seed=seed)
+    assert all(r.max_relative_error < TOLERANCE for r in results), [r for r in results if not r.passed]
+    combinations = {(r.cost, r.output_activation, r.activation, r.regularization, r.dropout) for r in results}
+    # 4 cost/output pairs × 3 hidden activations × (none, L2, L1) × (without, with dropout)
+    assert len(combinations) == 72
+    assert {(r.cost, r.output_activation) for r in results} == {
+        ("quadratic", "sigmoid"), ("quadratic", "softmax"), ("cross-entropy", "sigmoid"),
+        ("log-likelihood", "softmax")}
 
 
 def test_gradient_check_catches_a_broken_backprop(monkeypatch):
@@ -83,6 +90,17 @@ def test_gradient_check_catches_a_broken_backprop(monkeypatch):
     # BP1 without the σ'(z) factor: the kind of slip the check exists to catch
     monkeypatch.setattr(QuadraticCost, "delta", lambda self, z, a, y, act: a - y)
     assert max_relative_error(net, x, y) > 1e-2
+
+
+def test_gradient_check_catches_a_wrong_weight_decay(monkeypatch):
+    from nndl.regularization import Regularization
+    net = Network([4, 5, 3], seed=0, dtype="float64", init="normalized")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((4, 3)), np.eye(3)[:, [0, 2, 1]]
+    l2 = Regularization(l2=1.0)
+    assert max_relative_error(net, x, y, regularization=l2) < TOLERANCE
+    monkeypatch.setattr(Regularization, "gradient", lambda self, w, n: self.l2 / (2 * n) * w)  # forgot the 2
+    assert max_relative_error(net, x, y, regularization=l2) > 1e-3
 
 
 def test_matrix_and_per_example_gradients_agree():
@@ -117,7 +135,16 @@ def test_dataset_helpers_take_rows():
         ({"sizes": [784, 2.5, 10]}, "whole number"),
         ({"sizes": [4, 2], "dtype": "int8"}, "float32 or float64"),
         ({"sizes": [4, 2], "cost": "hinge"}, "unknown cost 'hinge'; choose from: quadratic"),
-        ({"sizes": [4, 2], "activation": "swish"}, "unknown activation 'swish'"),
+        ({"sizes": [4, 2], "activation": "swish"}, "unknown hidden activation 'swish'"),
+        ({"sizes": [4, 3, 2], "activation": "softmax"}, "unknown hidden activation 'softmax'"),
+        ({"sizes": [4, 2], "output_activation": "relu"}, "unknown output activation 'relu'"),
+        ({"sizes": [4, 2], "cost": "cross-entropy", "output_activation": "softmax"},
+         "cross-entropy cost needs a sigmoid output layer"),
+        ({"sizes": [4, 2], "cost": "log-likelihood", "output_activation": "sigmoid"},
+         "log-likelihood cost needs a softmax output layer"),
+        ({"sizes": [4, 3, 2], "dropout": 1.0}, r"dropout 1.0: .* must be in \[0, 1\)"),
+        ({"sizes": [4, 3, 2], "dropout": -0.1}, "dropout -0.1"),
+        ({"sizes": [4, 2], "dropout": 0.5}, "no hidden layer"),
         ({"sizes": [4, 2], "init": "zeros"}, "unknown weight initialisation 'zeros'"),
     ],
 )

@@ -4,7 +4,8 @@ import pytest
 from nndl.data import Dataset
 from nndl.errors import ConfigError
 from nndl.network import Network
-from nndl.training import Callback, TrainingConfig, gradient_descent_step, train
+from nndl.optimizer import SGD
+from nndl.training import Callback, TrainingConfig, train
 
 
 def small_dataset(n=25, features=6, classes=3, seed=0, name="training"):
@@ -44,7 +45,7 @@ def test_one_step_is_the_gradient_descent_rule():
     net = Network([3, 2], seed=0, dtype="float64")
     w, b = net.weights[0].copy(), net.biases[0].copy()
     nabla_w, nabla_b = np.ones_like(w), np.full_like(b, 2.0)
-    gradient_descent_step(net, [nabla_b], [nabla_w], eta=3.0, m=10)
+    SGD(net, eta=3.0, n=100).step(net, [nabla_b], [nabla_w], m=10)
     np.testing.assert_allclose(net.weights[0], w - 0.3 * nabla_w)
     np.testing.assert_allclose(net.biases[0], b - 0.3 * nabla_b)
 
@@ -105,6 +106,9 @@ def test_blas_is_limited_during_training():
         ({"mini_batch_size": 0}, "mini-batch size 0"),
         ({"epochs": 0}, "epochs 0"),
         ({"backprop": "loop"}, "choose from matrix, per-example"),
+        ({"lmbda": -1.0}, r"lmbda \(L2\) -1.0: the regularisation strength λ must be ≥ 0"),
+        ({"l1": -0.5}, "l1 -0.5"),
+        ({"momentum": 1.0}, r"momentum 1.0: the coefficient μ must be in \[0, 1\)"),
     ],
 )
 def test_bad_hyperparameters(kwargs, message):
@@ -120,5 +124,5 @@ def test_data_must_fit_the_network():
 
 
 def test_config_is_plain_data():
-    assert TrainingConfig().to_dict() == {"epochs": 30, "mini_batch_size": 10, "eta": 3.0, "seed": None,
-                                          "backprop": "matrix"}
+    assert TrainingConfig().to_dict() == {"epochs": 30, "mini_batch_size": 10, "eta": 3.0, "lmbda": 0.0,
+                                          "l1": 0.0, "momentum": 0.0, "seed": None, "backprop": "matrix"}

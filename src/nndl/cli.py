@@ -14,7 +14,10 @@ import time
 from typing import Any, Callable, Sequence
 
 from . import __version__
+from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from .blas import DEFAULT_BLAS_THREADS, blas_available
+from .book_format import save_network2_json
+from .costs import COSTS
 from .data import load_mnist
 from .errors import NndlError
 from .gradcheck import TOLERANCE, check_all
@@ -23,7 +26,10 @@ from .io import load_model, save_model
 from .network import Network
 from .reporting import EpochPrinter, ProgressBar
 from .rng import fresh_seed
-from .training import BACKPROP_MODES, Callback, TrainingConfig, check_data_fits, evaluate, train
+from .schedules import SCHEDULES, EarlyStopping, HalveOnPlateau
+from .training import BACKPROP_MODES, Callback, Monitor, TrainingConfig, check_data_fits, evaluate, train
+
+MONITOR_CHOICES = ("training-cost", "training-accuracy", "evaluation-cost", "evaluation-accuracy")
 
 
 class Parser(argparse.ArgumentParser):
@@ -52,6 +58,24 @@ def number_type(cast: Callable[[str], Any], minimum: float, strict: bool, what: 
 positive_int = number_type(int, 1, False, "a whole number")
 non_negative_int = number_type(int, 0, False, "a whole number")
 positive_float = number_type(float, 0.0, True, "a number")
+non_negative_float = number_type(float, 0.0, False, "a number")
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1), for dropout p and momentum μ."""
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 0 and less than 1")
+    return value
+
+
+def monitor_list(text: str) -> list[str]:
+    """'training-cost,evaluation-cost' → the names, each checked."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in MONITOR_CHOICES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(MONITOR_CHOICES)}")
+    return names
 
 
 def layer_list(text: str) -> list[int]:
@@ -91,16 +115,43 @@ def build_parser() -> Parser:
     t.add_argument("--mini-batch-size", "-m", type=positive_int, default=10,
                    help="examples per gradient step, m (default 10)")
     t.add_argument("--eta", type=positive_float, default=3.0, help="learning rate η (default 3.0)")
-    t.add_argument("--init", choices=sorted(INITIALIZERS), default="large",
-                   help="weight initialisation: large = N(0,1) as network.py, normalized = N(0,1/n_in) "
-                   "as network2.py (default large)")
+    t.add_argument("--cost", choices=list(COSTS), default="quadratic",
+                   help="quadratic (chapter 1), cross-entropy (chapter 3, learns fast from saturated sigmoid "
+                   "outputs) or log-likelihood (with softmax outputs); default quadratic")
+    t.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="sigmoid",
+                   help="hidden neurons: sigmoid (default), tanh or relu (rectified linear)")
+    t.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS,
+                   help="output neurons: sigmoid, or softmax (default: softmax for log-likelihood, else sigmoid)")
+    t.add_argument("--init", choices=list(INITIALIZERS), default="large",
+                   help="weight initialisation: large = N(0,1) as network.py (default), normalized = "
+                   "N(0,1/n_in) as network2.py, he = N(0,2/n_in) for relu")
+    t.add_argument("--lmbda", type=non_negative_float, default=0.0, metavar="λ",
+                   help="L2 regularisation (weight decay) λ, scaled by the training-set size n (default 0)")
+    t.add_argument("--l1", type=non_negative_float, default=0.0, metavar="λ",
+                   help="L1 regularisation λ, scaled by n (default 0)")
+    t.add_argument("--dropout", type=fraction, default=0.0, metavar="P",
+                   help="dropout: remove a fraction P of hidden neurons for each mini-batch, e.g. 0.5 (default 0)")
+    t.add_argument("--momentum", type=fraction, default=0.0, metavar="μ",
+                   help="momentum coefficient μ; 0 is plain SGD (default 0)")
+    t.add_argument("--early-stopping", type=positive_int, metavar="N",
+                   help="stop when the evaluation accuracy has not improved in N epochs (no-improvement-in-N); "
+                   "the best epoch's weights are kept")
+    t.add_argument("--schedule", choices=SCHEDULES,
+                   help="learning-rate schedule: halve-on-plateau halves η after --patience epochs without "
+                   "improvement and stops once η is 1/128 of its start; the best weights are kept")
+    t.add_argument("--patience", type=positive_int, default=10, metavar="N",
+                   help="epochs without improvement before the schedule halves η (default 10)")
+    t.add_argument("--monitor", type=monitor_list, default=[], metavar="LIST",
+                   help="also record, each epoch, any of: " + ", ".join(MONITOR_CHOICES[:3]) +
+                   " (comma-separated; evaluation accuracy is always recorded)")
     t.add_argument("--seed", type=non_negative_int,
                    help="seed for the initial weights and mini-batch order (default: random, and printed)")
     t.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files (default $NNDL_DATA or cache)")
     t.add_argument("--train-size", type=positive_int, metavar="N",
                    help="train on the first N of the 50,000 training images (default all)")
     t.add_argument("--evaluate-on", choices=("test", "validation"), default="test",
-                   help="dataset scored after each epoch (default test, as in chapter 1)")
+                   help="dataset scored after each epoch (default test, as in chapter 1; chapter 3 uses "
+                   "validation)")
     t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="floating-point precision (default float32: as accurate, faster)")
     t.add_argument("--backprop", choices=BACKPROP_MODES, default="matrix",
@@ -109,7 +160,8 @@ def build_parser() -> Parser:
     t.add_argument("--blas-threads", type=non_negative_int, default=DEFAULT_BLAS_THREADS, metavar="N",
                    help=f"BLAS threads during training; 0 leaves BLAS's own choice (default "
                    f"{DEFAULT_BLAS_THREADS}: fastest for these small matrices)")
-    t.add_argument("--save", metavar="FILE", help="save the trained model to FILE (.npz)")
+    t.add_argument("--save", metavar="FILE",
+                   help="save the trained model to FILE (.npz; .json writes the book's network2.py format)")
     t.add_argument("--json", action="store_true",
                    help="print the settings, per-epoch history and best/final accuracy as one JSON line at the end")
     t.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors (and --json output)")
@@ -122,14 +174,22 @@ def build_parser() -> Parser:
     e.add_argument("--json", action="store_true", help="print the results as one JSON line")
     e.set_defaults(run=run_evaluate)
 
+    c = commands.add_parser("convert", help="convert a model between nndl's .npz and network2.py's .json",
+                            description="Convert a model: IN and OUT may each be an nndl .npz file or a .json "
+                            "file in the format of the book's network2.py.")
+    c.add_argument("source", metavar="IN", help="the model to read (.npz or network2.py .json)")
+    c.add_argument("target", metavar="OUT", help="the file to write (.npz or .json)")
+    c.set_defaults(run=run_convert)
+
     g = commands.add_parser(
         "gradcheck",
         help="check backpropagation against finite differences",
         description="Compare backpropagation's gradients with finite differences on a small random "
-        "float64 network, for every cost and activation nndl has. Exit code 1 if any fails.",
+        "float64 network, for every cost, output and hidden activation nndl has, without and with L2 and L1 "
+        "regularisation and with a fixed dropout mask. Exit code 1 if any fails.",
     )
-    g.add_argument("--sizes", type=layer_list, default=[4, 5, 3], metavar="L0,L1,...",
-                   help="layer sizes of the test network (default 4,5,3)")
+    g.add_argument("--sizes", type=layer_list, default=[4, 5, 4, 3], metavar="L0,L1,...",
+                   help="layer sizes of the test network (default 4,5,4,3)")
     g.add_argument("--examples", type=positive_int, default=3, help="examples in the test mini-batch (default 3)")
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed for the network and data (default 0)")
     g.add_argument("--json", action="store_true", help="print the results as one JSON line")
@@ -143,6 +203,25 @@ def say(args: argparse.Namespace, message: str) -> None:
         print(message, flush=True)
 
 
+def write_model(network: Network, path: str) -> str:
+    """Save to .npz, or to network2.py's JSON format when the name ends in .json."""
+    return str(save_network2_json(network, path) if path.endswith(".json") else save_model(network, path))
+
+
+def training_callbacks(args: argparse.Namespace, metric: str) -> list[Callback]:
+    """The callbacks the options ask for: schedule / early stopping, progress bar, epoch lines."""
+    callbacks: list[Callback] = []
+    if args.schedule == "halve-on-plateau":
+        callbacks.append(HalveOnPlateau(metric, args.patience))
+    if args.early_stopping:
+        callbacks.append(EarlyStopping(metric, args.early_stopping))
+    if not args.quiet:
+        if sys.stderr.isatty() and progress_bar_available():
+            callbacks.append(ProgressBar())  # before the printer, so it clears its line first
+        callbacks.append(EpochPrinter())
+    return callbacks
+
+
 def run_train(args: argparse.Namespace) -> int:
     seed = fresh_seed() if args.seed is None else args.seed
     mnist = load_mnist(args.data, train_size=args.train_size)  # float32 pixels; the network casts each batch
@@ -150,35 +229,42 @@ def run_train(args: argparse.Namespace) -> int:
     n_in, n_out = mnist.training.n_features, mnist.n_classes
     sizes = args.sizes or [n_in, *(args.hidden or [30]), n_out]
     config = TrainingConfig(epochs=args.epochs, mini_batch_size=args.mini_batch_size, eta=args.eta,
-                            seed=seed, backprop=args.backprop)
-    network = Network(sizes, init=args.init, seed=seed, dtype=args.dtype)
+                            lmbda=args.lmbda, l1=args.l1, momentum=args.momentum, seed=seed,
+                            backprop=args.backprop)
+    network = Network(sizes, cost=args.cost, activation=args.activation, output_activation=args.output_activation,
+                      init=args.init, dropout=args.dropout, seed=seed, dtype=args.dtype)
     for dataset in (mnist.training, evaluation):
         check_data_fits(network, dataset)
-
-    callbacks: list[Callback] = []
-    if not args.quiet:
-        if sys.stderr.isatty() and progress_bar_available():
-            callbacks.append(ProgressBar())  # first, so it clears its line before the epoch is printed
-        callbacks.append(EpochPrinter())
+    monitors = [Monitor(evaluation, accuracy=True, cost="evaluation-cost" in args.monitor)]
+    if {"training-cost", "training-accuracy"} & set(args.monitor):
+        monitors.append(Monitor(mnist.training, accuracy="training-accuracy" in args.monitor,
+                                cost="training-cost" in args.monitor))
+    key = f"{evaluation.name}_accuracy"
+    callbacks = training_callbacks(args, key)
     threads = args.blas_threads or None
+
     d = network.describe()
-    say(args, f"Training {d['sizes']} ({d['activation']} neurons, {d['cost']} cost, {d['init']} init, "
-              f"{d['dtype']}) on {len(mnist.training)} images from {mnist.source}: "
-              f"η={config.eta}, m={config.mini_batch_size}, {config.epochs} epochs, seed {seed}")
+    settings = [f"η={config.eta}", f"m={config.mini_batch_size}"]
+    settings += [f"{name}={value}" for name, value in
+                 (("λ", config.lmbda), ("λ1", config.l1), ("μ", config.momentum), ("dropout", d["dropout"])) if value]
+    say(args, f"Training {d['sizes']} ({d['activation']} neurons, {d['output_activation']} outputs, "
+              f"{d['cost']} cost, {d['init']} init, {d['dtype']}) on {len(mnist.training)} images from "
+              f"{mnist.source}: {', '.join(settings)}, {config.epochs} epochs, seed {seed}")
     if threads is not None and not blas_available():
         say(args, "(install threadpoolctl to limit BLAS threads: pip install 'nndl[cli]')")
     started = time.perf_counter()
-    history = train(network, mnist.training, config, evaluation=[evaluation], callbacks=callbacks,
+    history = train(network, mnist.training, config, evaluation=monitors, callbacks=callbacks,
                     blas_thread_limit=threads)
     seconds = time.perf_counter() - started
 
-    key = f"{evaluation.name}_accuracy"
     best, final = history.best(key), history.final()
     summary = {
         "nndl_version": __version__,
         "settings": {
-            "network": network.describe(),
+            "network": d,
             "training": config.to_dict(),
+            "schedule": {"name": args.schedule, "patience": args.patience} if args.schedule else None,
+            "early_stopping": args.early_stopping,
             "data": {"source": str(mnist.source), "train_size": len(mnist.training), "evaluate_on": evaluation.name},
             "blas_threads": threads,
         },
@@ -187,12 +273,12 @@ def run_train(args: argparse.Namespace) -> int:
         "final": {"epoch": final["epoch"], "accuracy": final[key], "correct": final[f"{evaluation.name}_correct"]},
         "seconds": seconds,
     }
+    kept = " (the weights kept are the best epoch's)" if args.schedule or args.early_stopping else ""
     say(args, f"Best {evaluation.name} accuracy {100 * best[key]:.2f}% at epoch {best['epoch']}; "
-              f"final {100 * final[key]:.2f}%; {len(history.epochs)} epochs in {seconds:.1f} s")
+              f"final {100 * final[key]:.2f}%; {len(history.epochs)} epochs in {seconds:.1f} s{kept}")
     if args.save:
         network.metadata = {k: summary[k] for k in ("settings", "history", "best", "final")}
-        path = save_model(network, args.save)
-        say(args, f"Saved the model to {path}")
+        say(args, f"Saved the model to {write_model(network, args.save)}")
     if args.json:
         print(json.dumps(summary), flush=True)
     return 0
@@ -212,7 +298,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {"model": args.model, "network": network.describe()}
     for dataset in (mnist.validation, mnist.test):
         check_data_fits(network, dataset)
-        metrics = evaluate(network, dataset, with_cost=True)
+        metrics = evaluate(network, Monitor(dataset, accuracy=True, cost=True))
         results[dataset.name] = {key[len(dataset.name) + 1 :]: value for key, value in metrics.items()}
     if args.json:
         print(json.dumps(results))
@@ -224,6 +310,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_convert(args: argparse.Namespace) -> int:
+    network = load_model(args.source)
+    print(f"Wrote {write_model(network, args.target)}: {network}")
+    return 0
+
+
 def run_gradcheck(args: argparse.Namespace) -> int:
     results = check_all(args.sizes, args.examples, args.seed)
     passed = all(r.passed for r in results)
@@ -231,10 +323,12 @@ def run_gradcheck(args: argparse.Namespace) -> int:
         print(json.dumps({"sizes": args.sizes, "tolerance": TOLERANCE, "passed": passed,
                           "results": [{**r.__dict__, "passed": r.passed} for r in results]}))
     else:
-        print(f"Backprop vs finite differences on {args.sizes} (float64), max relative error, must be < {TOLERANCE:g}:")
+        print(f"Backprop vs finite differences on {args.sizes} (float64): relative error "
+              f"‖backprop − numerical‖ / (‖backprop‖ + ‖numerical‖), worst array, must be < {TOLERANCE:g}")
         for r in results:
-            print(f"  {r.cost:14s} {r.activation:8s} → {r.output_activation:8s} {r.max_relative_error:.2e}  "
-                  f"{'ok' if r.passed else 'FAILED'}")
+            dropout = "dropout" if r.dropout else ""
+            print(f"  {r.cost:14s} {r.activation:7s} → {r.output_activation:7s} {r.regularization:4s} {dropout:7s} "
+                  f"{r.max_relative_error:.1e}  {'ok' if r.passed else 'FAILED'}")
         print("All gradients agree." if passed else "Some gradients disagree: backprop has a bug.")
     return 0 if passed else 1
 

@@ -32,9 +32,20 @@ def normalized(sizes: list[int], rng: np.random.Generator, dtype: np.dtype) -> P
     return biases, weights
 
 
+def he(sizes: list[int], rng: np.random.Generator, dtype: np.dtype) -> Parameters:
+    """For ReLU layers (He et al., 2015): weights N(0, 2/n_in), since ReLU zeroes half its inputs; biases 0."""
+    biases = [np.zeros((n_out, 1), dtype=dtype) for n_out in sizes[1:]]
+    weights = [
+        (rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)).astype(dtype)
+        for n_in, n_out in zip(sizes[:-1], sizes[1:])
+    ]
+    return biases, weights
+
+
 INITIALIZERS: dict[str, Callable[[list[int], np.random.Generator, np.dtype], Parameters]] = {
     "large": large,
     "normalized": normalized,
+    "he": he,
 }
 
 

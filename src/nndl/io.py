@@ -93,12 +93,18 @@ def checked_parameter(path: Path, arrays: dict[str, np.ndarray], name: str, shap
 
 
 def load_model(path: str | os.PathLike) -> Network:
-    """Load a model saved by :func:`save_model`; its training record is in ``.metadata``.
+    """Load a model saved by :func:`save_model` (or, for a .json file, by the book's network2.py).
+
+    The training record is in the network's ``.metadata``.
 
     Raises :class:`ModelFileError` naming the problem if the file is not an nndl
     model, was damaged or edited so its arrays disagree with its sizes.
     """
     path = Path(path)
+    if path.suffix == ".json":
+        from .book_format import load_network2_json
+
+        return load_network2_json(path)
     arrays = read_arrays(path)
     metadata = parse_metadata(path, arrays)
     description = dict(metadata.get("network", {}))
@@ -114,6 +120,7 @@ def load_model(path: str | os.PathLike) -> Network:
             activation=description["activation"],
             output_activation=description["output_activation"],
             init=description["init"],
+            dropout=description.get("dropout", 0.0),
             dtype=description["dtype"],
         )
     except KeyError as exc:

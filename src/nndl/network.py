@@ -10,7 +10,7 @@ take images as rows, shape (n, 784), the way datasets hold them.)
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -49,10 +49,15 @@ class Network:
     """A fully connected feedforward network trained by backpropagation.
 
     ``Network([784, 30, 10])`` is the book's chapter-1 network: sigmoid neurons,
-    the quadratic cost, weights and biases drawn from N(0, 1). ``seed`` makes the
-    initial weights reproducible; ``dtype`` is float32 (fast) or float64.
-    ``metadata`` is a free-form, JSON-serialisable record of how the network was
-    trained; it is saved with the model.
+    the quadratic cost, weights and biases drawn from N(0, 1). Chapter 3's
+    choices are arguments: ``cost`` ("quadratic", "cross-entropy",
+    "log-likelihood"), the hidden ``activation`` ("sigmoid", "tanh", "relu"),
+    the ``output_activation`` ("sigmoid", or "softmax", the default for the
+    log-likelihood cost), ``init`` ("large", "normalized", "he") and
+    ``dropout``, the fraction p of hidden neurons removed for each mini-batch
+    in training. ``seed`` makes the initial weights reproducible; ``dtype`` is
+    float32 (fast) or float64. ``metadata`` is a free-form, JSON-serialisable
+    record of how the network was trained; it is saved with the model.
     """
 
     def __init__(
@@ -61,16 +66,25 @@ class Network:
         *,
         cost: str | Cost = "quadratic",
         activation: str | Activation = "sigmoid",
-        output_activation: str | Activation = "sigmoid",
+        output_activation: str | Activation | None = None,
         init: str = "large",
+        dropout: float = 0.0,
         seed: int | None = None,
         dtype: Any = np.float32,
     ):
         self.sizes = check_sizes(sizes)
         self.num_layers = len(self.sizes)
         self.cost = get_cost(cost)
-        self.activation = get_activation(activation)
-        self.output_activation = get_activation(output_activation)
+        if output_activation is None:
+            output_activation = self.cost.output_activations[0]  # sigmoid, or softmax for log-likelihood
+        self.activation = get_activation(activation, "hidden")
+        self.output_activation = get_activation(output_activation, "output")
+        self.cost.check_output(self.output_activation)
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"dropout {dropout}: the fraction p of hidden neurons removed must be in [0, 1)")
+        if dropout and self.num_layers < 3:
+            raise ConfigError("dropout removes hidden neurons, and this network has no hidden layer")
+        self.dropout = float(dropout)
         self.init = init
         self.dtype = check_dtype(dtype)
         self.biases, self.weights = get_initializer(init)(self.sizes, make_rng(seed, "init"), self.dtype)
@@ -91,47 +105,74 @@ class Network:
             "activation": self.activation.name,
             "output_activation": self.output_activation.name,
             "init": self.init,
+            "dropout": self.dropout,
             "dtype": self.dtype.name,
         }
 
     def __repr__(self) -> str:
         d = self.describe()
+        dropout = f", dropout={d['dropout']}" if d["dropout"] else ""
         return (
             f"Network({d['sizes']}, cost={d['cost']!r}, activation={d['activation']!r}, "
-            f"output_activation={d['output_activation']!r}, dtype={d['dtype']})"
+            f"output_activation={d['output_activation']!r}{dropout}, dtype={d['dtype']})"
         )
 
     # -- feedforward ----------------------------------------------------------------------
 
+    def output_layer(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (z^L, a^L) for input columns ``a`` of shape (sizes[0], m), every neuron present."""
+        keep = 1.0 - self.dropout
+        for l, (b, w, act) in enumerate(zip(self.biases, self.weights, self.layer_activations)):
+            if l > 0 and self.dropout:
+                w = w * keep  # dropout: with all neurons back, outgoing weights are scaled by (1 − p)
+            z = w @ a + b
+            a = act.fn(z)  # a^l = σ(w^l a^(l−1) + b^l)   (chapter 1, eq. 22)
+        return z, a
+
     def feedforward(self, a: np.ndarray) -> np.ndarray:
         """Return the output a^L for input columns ``a`` of shape (sizes[0], m)."""
-        for b, w, act in zip(self.biases, self.weights, self.layer_activations):
-            a = act.fn(w @ a + b)  # a^l = σ(w^l a^(l−1) + b^l)   (chapter 1, eq. 22)
-        return a
+        return self.output_layer(a)[1]
 
-    def forward(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def forward(
+        self, x: np.ndarray, masks: Sequence[np.ndarray] | None = None
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Feed ``x`` forward keeping every weighted input z^l and activation a^l.
 
         Returns ``(zs, activations)`` with ``activations[0] = x``; backpropagation
-        needs them all, and they are what a picture of the network shows.
+        needs them all. ``masks`` (one 0/1 column per hidden layer) removes the
+        neurons dropout has deleted for this mini-batch.
         """
         activations, zs = [x], []
-        for b, w, act in zip(self.biases, self.weights, self.layer_activations):
+        for l, (b, w, act) in enumerate(zip(self.biases, self.weights, self.layer_activations)):
             z = w @ activations[-1] + b  # z^l = w^l a^(l−1) + b^l   (weighted input, eq. 25)
+            a = act.fn(z)  # a^l = σ(z^l)
+            if masks is not None and l < len(masks):
+                a = a * masks[l]  # dropout: deleted neurons output nothing
             zs.append(z)
-            activations.append(act.fn(z))  # a^l = σ(z^l)
+            activations.append(a)
         return zs, activations
+
+    def draw_dropout_masks(self, rng: np.random.Generator) -> list[np.ndarray] | None:
+        """For each hidden layer, a 0/1 column deleting a random fraction p of its neurons."""
+        if not self.dropout:
+            return None
+        masks = []
+        for n in self.sizes[1:-1]:
+            deleted = rng.permutation(n) < round(self.dropout * n)
+            masks.append((~deleted).astype(self.dtype)[:, None])
+        return masks
 
     # -- backpropagation ------------------------------------------------------------------
 
-    def backprop(self, x: np.ndarray, y: np.ndarray) -> Gradients:
+    def backprop(self, x: np.ndarray, y: np.ndarray, masks: Sequence[np.ndarray] | None = None) -> Gradients:
         """Return ``(nabla_b, nabla_w)``: Σ_x ∂C_x/∂b and Σ_x ∂C_x/∂w over the columns of x.
 
         The four equations of chapter 2, each applied to a whole mini-batch at once:
         δ is a matrix with one column per example, and the sums over examples in
-        BP3 and BP4 become a row sum and a matrix product.
+        BP3 and BP4 become a row sum and a matrix product. With dropout ``masks``,
+        both passes go through the thinned network.
         """
-        zs, activations = self.forward(x)
+        zs, activations = self.forward(x, masks)
         acts = self.layer_activations
         last = len(self.weights) - 1
         nabla_b, nabla_w = [], []  # filled from the output layer backwards, reversed at the end
@@ -140,13 +181,17 @@ class Network:
             if l < last:
                 # BP2: δ^l = ((w^(l+1))ᵀ δ^(l+1)) ⊙ σ'(z^l)
                 delta = (self.weights[l + 1].T @ delta) * acts[l].prime(zs[l], activations[l + 1])
+                if masks is not None:
+                    delta *= masks[l]  # a deleted neuron has no error to pass back
             nabla_b.append(delta.sum(axis=1, keepdims=True))  # BP3: ∂C/∂b^l_j = δ^l_j
             nabla_w.append(delta @ activations[l].T)  # BP4: ∂C/∂w^l_jk = a^(l−1)_k δ^l_j
         nabla_b.reverse()
         nabla_w.reverse()
         return nabla_b, nabla_w
 
-    def backprop_per_example(self, x: np.ndarray, y: np.ndarray) -> Gradients:
+    def backprop_per_example(
+        self, x: np.ndarray, y: np.ndarray, masks: Sequence[np.ndarray] | None = None
+    ) -> Gradients:
         """The same sums as :meth:`backprop`, computed one example at a time.
 
         This is chapter 2's algorithm as the book's network.py runs it: backpropagate
@@ -157,7 +202,7 @@ class Network:
         nabla_b = [np.zeros_like(b) for b in self.biases]
         nabla_w = [np.zeros_like(w) for w in self.weights]
         for i in range(x.shape[1]):
-            delta_nabla_b, delta_nabla_w = self.backprop(x[:, i : i + 1], y[:, i : i + 1])
+            delta_nabla_b, delta_nabla_w = self.backprop(x[:, i : i + 1], y[:, i : i + 1], masks)
             for nb, dnb in zip(nabla_b, delta_nabla_b):
                 nb += dnb
             for nw, dnw in zip(nabla_w, delta_nabla_w):
@@ -166,18 +211,28 @@ class Network:
 
     # -- whole datasets (images as rows) --------------------------------------------------
 
-    def output_rows(self, images: np.ndarray) -> np.ndarray:
-        """The output activations for ``images`` given as rows (n, sizes[0]); returns (n, sizes[-1])."""
+    def check_images(self, images: np.ndarray) -> np.ndarray:
+        """``images`` as an array of rows that fit the input layer, or a ConfigError."""
         images = np.asarray(images)
         if images.ndim != 2 or images.shape[1] != self.sizes[0]:
             raise ConfigError(
                 f"images of shape {images.shape}: the network expects rows of {self.sizes[0]} values"
             )
-        chunks = [
-            self.feedforward(images[i : i + EVALUATION_CHUNK].T.astype(self.dtype, copy=False)).T
-            for i in range(0, len(images), EVALUATION_CHUNK)
-        ]
-        return np.concatenate(chunks) if chunks else np.empty((0, self.sizes[-1]), self.dtype)
+        return images
+
+    def chunks(self, images: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+        """Consecutive slices of ``images`` as input columns in the network's dtype."""
+        for start in range(0, len(images), EVALUATION_CHUNK):
+            part = slice(start, start + EVALUATION_CHUNK)
+            yield part, images[part].T.astype(self.dtype, copy=False)
+
+    def output_rows(self, images: np.ndarray) -> np.ndarray:
+        """The output activations for ``images`` given as rows (n, sizes[0]); returns (n, sizes[-1])."""
+        images = self.check_images(images)
+        outputs = np.empty((len(images), self.sizes[-1]), self.dtype)
+        for part, x in self.chunks(images):
+            outputs[part] = self.feedforward(x).T
+        return outputs
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """The network's guess for each image: the index of the most active output neuron."""
@@ -188,7 +243,11 @@ class Network:
         return int(np.sum(self.predict(images) == labels))
 
     def total_cost(self, images: np.ndarray, labels: np.ndarray) -> float:
-        """The mean cost C = (1/n) Σ_x C_x over a dataset with integer labels."""
-        outputs = self.output_rows(images).T
-        targets = np.eye(self.sizes[-1], dtype=outputs.dtype)[:, labels]
-        return self.cost.fn(outputs, targets) / max(len(labels), 1)
+        """The mean cost C0 = (1/n) Σ_x C_x over a dataset with integer labels (no regularisation)."""
+        images = self.check_images(images)
+        targets = np.eye(self.sizes[-1], dtype=self.dtype)
+        total = 0.0
+        for part, x in self.chunks(images):
+            z, a = self.output_layer(x)
+            total += self.cost.fn(z, a, targets[:, labels[part]], self.output_activation)
+        return total / max(len(labels), 1)

@@ -8,31 +8,35 @@ from typing import Any, TextIO
 from .training import Callback, TrainingRun
 
 
-def format_epoch(record: dict[str, Any]) -> str:
-    """'Epoch 0: 9129 / 10000 (test, 91.29%)  0.3 s', like the book, plus the time."""
+def format_epoch(record: dict[str, Any], show_eta: bool = False) -> str:
+    """'Epoch 0: 9129 / 10000 (test, 91.29%)  0.30 s', like the book, plus any cost and the time."""
     parts = [f"Epoch {record['epoch']}:"]
-    evaluated = [key[: -len("_correct")] for key in record if key.endswith("_correct")]
-    for name in evaluated:
-        parts.append(
-            f"{record[name + '_correct']} / {record[name + '_total']} "
-            f"({name}, {100 * record[name + '_accuracy']:.2f}%)"
-        )
+    names = dict.fromkeys(key.rsplit("_", 1)[0] for key in record if key.endswith(("_correct", "_cost")))
+    for name in names:
+        if name + "_correct" in record:
+            parts.append(
+                f"{record[name + '_correct']} / {record[name + '_total']} "
+                f"({name}, {100 * record[name + '_accuracy']:.2f}%)"
+            )
         if name + "_cost" in record:
-            parts.append(f"cost {record[name + '_cost']:.4f}")
-    if not evaluated:
+            parts.append(f"{name} cost {record[name + '_cost']:.4f}")
+    if not names:
         parts.append("complete")
+    if show_eta:
+        parts.append(f"η {record['eta']:g}")
     parts.append(f" {record['seconds']:.2f} s")
     return " ".join(parts)
 
 
 class EpochPrinter(Callback):
-    """Print one line per epoch."""
+    """Print one line per epoch (with η once a schedule has changed it)."""
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream
 
     def on_epoch_end(self, run: TrainingRun, record: dict[str, Any]) -> None:
-        print(format_epoch(record), file=self.stream or sys.stdout, flush=True)
+        changed = record["eta"] != run.config.eta
+        print(format_epoch(record, show_eta=changed), file=self.stream or sys.stdout, flush=True)
 
 
 class ProgressBar(Callback):

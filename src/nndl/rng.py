@@ -11,7 +11,7 @@ import secrets
 
 import numpy as np
 
-STREAMS = {"init": 0, "shuffle": 1}
+STREAMS = {"init": 0, "shuffle": 1, "dropout": 2}
 
 
 def make_rng(seed: int | None, stream: str) -> np.random.Generator:
