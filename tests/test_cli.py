@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nndl.cli import main
@@ -131,3 +132,73 @@ def test_the_console_command_and_python_m():
         assert done.stdout.startswith("nndl ")
     done = subprocess.run([sys.executable, "-m", "nndl", "train", "--eta", "0"], capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--dropout", "1"], "--dropout: '1': must be at least 0 and less than 1"),
+        (["train", "--momentum", "1.5"], "--momentum: '1.5': must be at least 0 and less than 1"),
+        (["train", "--lmbda", "-1"], "--lmbda: '-1': must be at least 0.0"),
+        (["train", "--cost", "hinge"], "invalid choice: 'hinge'"),
+        (["train", "--monitor", "training-cost,loss"], "choose from training-cost, training-accuracy"),
+        (["train", "--schedule", "cosine"], "invalid choice: 'cosine'"),
+    ],
+)
+def test_bad_chapter3_options(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_invalid_combination_is_refused(capsys, mnist_dir):
+    code, _, err = run(capsys, "train", "--data", str(mnist_dir), "--cost", "cross-entropy",
+                       "--output-activation", "softmax")
+    assert code == 2 and "cross-entropy cost needs a sigmoid output layer, not softmax" in err
+
+
+def test_chapter3_options_reach_the_network_and_the_history(capsys, mnist_dir, tmp_path):
+    model = tmp_path / "ch3.npz"
+    code, out, _ = run(capsys, "train", "--data", str(mnist_dir), "--train-size", "1000", "--epochs", "2",
+                       "--hidden", "20", "--cost", "log-likelihood", "--activation", "relu", "--init", "he",
+                       "--eta", "0.1", "--lmbda", "5", "--l1", "0.1", "--dropout", "0.2", "--momentum", "0.5",
+                       "--monitor", "training-cost,training-accuracy,evaluation-cost", "--evaluate-on",
+                       "validation", "--seed", "1", "--save", str(model), "--json", "--quiet")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["settings"]["network"] == {"sizes": [784, 20, 10], "cost": "log-likelihood",
+                                              "activation": "relu", "output_activation": "softmax",
+                                              "init": "he", "dropout": 0.2, "dtype": "float32"}
+    assert summary["settings"]["training"]["lmbda"] == 5.0 and summary["settings"]["training"]["momentum"] == 0.5
+    record = summary["history"][0]
+    for key in ("training_cost", "training_accuracy", "validation_cost", "validation_accuracy"):
+        assert key in record
+    assert record["training_total"] == 1000 and record["validation_total"] == 10_000
+    assert load_model(model).describe() == summary["settings"]["network"]
+
+
+def test_halving_schedule_from_the_command_line(capsys, mnist_dir):
+    code, out, _ = run(capsys, "train", "--data", str(mnist_dir), "--train-size", "300", "--epochs", "15",
+                       "--cost", "cross-entropy", "--eta", "4", "--schedule", "halve-on-plateau", "--patience", "1",
+                       "--evaluate-on", "validation", "--seed", "2", "--json", "--quiet")
+    assert code == 0
+    summary = json.loads(out)
+    etas = [r["eta"] for r in summary["history"]]
+    assert etas[0] == 4 and etas == sorted(etas, reverse=True) and len(set(etas)) > 1
+    assert all(np.log2(4 / eta) == int(np.log2(4 / eta)) for eta in etas)  # η₀ / 2^k
+    assert summary["settings"]["schedule"] == {"name": "halve-on-plateau", "patience": 1}
+
+
+def test_convert_between_npz_and_the_books_json(capsys, mnist_dir, tmp_path):
+    npz, book, again = tmp_path / "a.npz", tmp_path / "a.json", tmp_path / "b.npz"
+    run(capsys, "train", "--data", str(mnist_dir), "--train-size", "500", "--epochs", "1", "--cost",
+        "cross-entropy", "--seed", "4", "--save", str(npz), "--quiet")
+    assert run(capsys, "convert", str(npz), str(book))[0] == 0
+    assert json.loads(book.read_text())["cost"] == "CrossEntropyCost"
+    assert run(capsys, "convert", str(book), str(again))[0] == 0
+    scores = []
+    for path in (npz, book, again):
+        code, out, _ = run(capsys, "evaluate", str(path), "--data", str(mnist_dir), "--json")
+        scores.append(json.loads(out)["test"]["correct"])
+    assert code == 0 and scores[0] == scores[1] == scores[2]

@@ -41,25 +41,28 @@ class SGD:
     def step(self, network: Network, nabla_b: list[np.ndarray], nabla_w: list[np.ndarray], m: int,
              masks: Sequence[np.ndarray] | None = None) -> None:
         """Apply one update from gradients summed over a mini-batch of ``m`` examples."""
-        if self.velocities is None and masks is None:
+        if self.velocities is None and (masks is None or not self.regularization.active):
+            # A deleted neuron's gradients are exactly 0 (BP2-BP4 through the thinned network), so
+            # without weight decay or momentum the plain rule already leaves its weights alone.
             self.plain_step(network, nabla_b, nabla_w, m)
             return
         keeps = kept_parameters(network, masks)
-        parameters = network.weights + network.biases
-        gradients = nabla_w + nabla_b
-        for i, (param, grad) in enumerate(zip(parameters, gradients)):
-            full = grad / m  # (1/m) Σ_x ∂C_x/∂p
-            if i < len(network.weights) and self.regularization.active:
-                full += self.regularization.gradient(param, self.n)
-            change = -self.eta * full
+        n_weights = len(network.weights)
+        for i, (param, grad) in enumerate(zip(network.weights + network.biases, nabla_w + nabla_b)):
+            change = grad * (-self.eta / m)  # −(η/m) Σ_x ∂C_x/∂p
+            if i < n_weights and self.regularization.active:
+                change -= self.eta * self.regularization.gradient(param, self.n)  # − η (λ/n) w
+            if keeps is not None:
+                keep_only(change, keeps[i])  # dropout: deleted neurons' weights and biases stay as they are
             if self.velocities is not None:
                 velocity = self.velocities[i]
-                new_velocity = self.momentum * velocity + change  # v → μ v − η ∇C
-                velocity[...] = new_velocity if keeps is None else np.where(keeps[i], new_velocity, velocity)
-                change = new_velocity
-            if keeps is not None:
-                change = change * keeps[i]  # dropout: deleted neurons' weights and biases stay as they are
-            param += change  # w → w + v  (or w − η ∇C without momentum)
+                if keeps is None:
+                    velocity *= self.momentum
+                else:  # deleted neurons keep their velocity too
+                    velocity *= 1.0 - (1.0 - self.momentum) * keep_only(np.ones_like(velocity), keeps[i])
+                velocity += change  # v → μ v − η ∇C
+                change = velocity if keeps is None else keep_only(velocity.copy(), keeps[i])
+            param += change  # w → w + v, or w → w − η ∇C without momentum
 
     def plain_step(self, network: Network, nabla_b: list[np.ndarray], nabla_w: list[np.ndarray], m: int) -> None:
         """The book's update rules, in place, without allocating anything the size of w twice."""
@@ -74,20 +77,26 @@ class SGD:
             b -= step * nb  # b → b − (η/m) Σ_x ∂C_x/∂b   (eq. 21; biases are not regularised)
 
 
-def kept_parameters(network: Network, masks: Sequence[np.ndarray] | None) -> list[np.ndarray] | None:
-    """0/1 arrays shaped like weights + biases: 1 where both ends of a connection were kept."""
+Keep = tuple[np.ndarray, ...]
+
+
+def kept_parameters(network: Network, masks: Sequence[np.ndarray] | None) -> list[Keep] | None:
+    """For weights + biases, the 0/1 factors marking kept neurons: (row, column) masks for weights.
+
+    A weight survives the mini-batch when both the neuron it feeds (its row) and
+    the neuron it comes from (its column) were kept; the factors broadcast, so no
+    weight-sized array is built.
+    """
     if masks is None:
         return None
-    n_layers = len(network.weights)
-    rows = [masks[l] if l < len(masks) else None for l in range(n_layers)]  # the layer's own neurons
-    cols = [masks[l - 1].T if l >= 1 else None for l in range(n_layers)]  # the neurons feeding it
-    keep_w = []
-    for w, row, col in zip(network.weights, rows, cols):
-        keep = np.ones_like(w)
-        if row is not None:
-            keep = keep * row
-        if col is not None:
-            keep = keep * col
-        keep_w.append(keep)
-    keep_b = [np.ones_like(b) if row is None else row for b, row in zip(network.biases, rows)]
-    return keep_w + keep_b
+    n = len(network.weights)
+    rows = [(masks[l],) if l < len(masks) else () for l in range(n)]  # the layer's own neurons
+    cols = [(masks[l - 1].T,) if l >= 1 else () for l in range(n)]  # the neurons feeding it
+    return [row + col for row, col in zip(rows, cols)] + rows
+
+
+def keep_only(array: np.ndarray, keep: Keep) -> np.ndarray:
+    """Zero, in place, the entries of ``array`` that belong to deleted neurons; returns it."""
+    for factor in keep:
+        array *= factor
+    return array

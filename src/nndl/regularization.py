@@ -43,4 +43,8 @@ class Regularization:
 
     def gradient(self, w: np.ndarray, n: int) -> np.ndarray:
         """∂(penalty)/∂w: (λ/n) w + (λ₁/n) sgn(w)."""
+        if not self.l1:
+            return self.l2 / n * w
+        if not self.l2:
+            return self.l1 / n * np.sign(w)
         return self.l2 / n * w + self.l1 / n * np.sign(w)
