@@ -15,18 +15,20 @@ from typing import Any, Callable, Sequence
 
 from . import __version__
 from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from .augmentation import Distortion, expand_dataset, parse_distortion, preview_grid
 from .blas import DEFAULT_BLAS_THREADS, blas_available
 from .book_format import save_network2_json
 from .costs import COSTS
 from .data import load_mnist
 from .errors import NndlError
+from .files import atomic_output
 from .gradcheck import TOLERANCE, check_all
 from .initializers import INITIALIZERS
 from .io import load_model, save_model
 from .network import Network
 from .reporting import EpochPrinter, ProgressBar
 from .rng import fresh_seed
-from .schedules import SCHEDULES, EarlyStopping, HalveOnPlateau
+from .schedules import SCHEDULES, EarlyStopping, HalveOnPlateau, TimeLimit
 from .training import BACKPROP_MODES, Callback, Monitor, TrainingConfig, check_data_fits, evaluate, train
 
 MONITOR_CHOICES = ("training-cost", "training-accuracy", "evaluation-cost", "evaluation-accuracy")
@@ -67,6 +69,14 @@ def fraction(text: str) -> float:
     if value >= 1:
         raise argparse.ArgumentTypeError(f"{text!r}: must be at least 0 and less than 1")
     return value
+
+
+def distortion_spec(text: str) -> Distortion:
+    """'rotate=10,skew=0.2,elastic' → Distortion, with argparse's error on bad input."""
+    try:
+        return parse_distortion(text)
+    except NndlError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def monitor_list(text: str) -> list[str]:
@@ -149,6 +159,13 @@ def build_parser() -> Parser:
     t.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files (default $NNDL_DATA or cache)")
     t.add_argument("--train-size", type=positive_int, metavar="N",
                    help="train on the first N of the 50,000 training images (default all)")
+    t.add_argument("--augment", type=distortion_spec, metavar="SPEC",
+                   help="train on fresh random distortions every epoch, e.g. rotate=10,skew=0.2,elastic "
+                   "(rotate=DEGREES, skew=FACTOR, shift=PIXELS, elastic[=ALPHA], sigma=SIGMA)")
+    t.add_argument("--augment-workers", type=non_negative_int, default=2, metavar="N",
+                   help="processes preparing the next epoch's distortions while this one trains (default 2)")
+    t.add_argument("--time-limit", type=positive_float, metavar="MINUTES",
+                   help="stop after the first epoch that ends past MINUTES of training")
     t.add_argument("--evaluate-on", choices=("test", "validation"), default="test",
                    help="dataset scored after each epoch (default test, as in chapter 1; chapter 3 uses "
                    "validation)")
@@ -173,6 +190,39 @@ def build_parser() -> Parser:
     e.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
     e.add_argument("--json", action="store_true", help="print the results as one JSON line")
     e.set_defaults(run=run_evaluate)
+
+    x = commands.add_parser(
+        "expand", help="write an expanded training set (one-pixel shifts or random distortions)",
+        description="Write an expanded copy of MNIST to OUT_DIR in MNIST's own four-file layout: each "
+        "training image followed by its versions, then the usual validation and test images. Train on it with "
+        "'nndl train --data OUT_DIR'.")
+    x.add_argument("target", metavar="OUT_DIR", help="a new folder for the expanded dataset")
+    kind = x.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--shift-one-pixel", action="store_true",
+                      help="the book's expansion: each image shifted one pixel down, up, right, left (50,000 → 250,000)")
+    kind.add_argument("--augment", type=distortion_spec, metavar="SPEC",
+                      help="random distortions, e.g. rotate=10,skew=0.2,elastic")
+    x.add_argument("--copies", type=positive_int, default=1, help="distorted copies of each image (default 1)")
+    x.add_argument("--seed", type=non_negative_int, default=0, help="seed for the distortions (default 0)")
+    x.add_argument("--train-size", type=positive_int, metavar="N", help="expand only the first N training images")
+    x.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
+    x.set_defaults(run=run_expand)
+
+    a = commands.add_parser("augment", help="see what the distortions do",
+                            description="Tools for the data-augmentation distortions.")
+    augment_commands = a.add_subparsers(dest="augment_command", metavar="COMMAND", required=True,
+                                        parser_class=Parser)
+    p = augment_commands.add_parser("preview", help="draw digits beside distorted copies of them",
+                                    description="Write a PNG grid: each row an original digit, then distorted "
+                                    "copies of it.")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write")
+    p.add_argument("--augment", type=distortion_spec, default=parse_distortion("rotate=10,skew=0.2,elastic"),
+                   metavar="SPEC", help="the distortions (default rotate=10,skew=0.2,elastic)")
+    p.add_argument("--count", type=positive_int, default=8, help="digits, one per row (default 8)")
+    p.add_argument("--copies", type=positive_int, default=6, help="distorted copies per digit (default 6)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed (default 0)")
+    p.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
+    p.set_defaults(run=run_preview)
 
     c = commands.add_parser("convert", help="convert a model between nndl's .npz and network2.py's .json",
                             description="Convert a model: IN and OUT may each be an nndl .npz file or a .json "
@@ -215,6 +265,8 @@ def training_callbacks(args: argparse.Namespace, metric: str) -> list[Callback]:
         callbacks.append(HalveOnPlateau(metric, args.patience))
     if args.early_stopping:
         callbacks.append(EarlyStopping(metric, args.early_stopping))
+    if args.time_limit:
+        callbacks.append(TimeLimit(args.time_limit))
     if not args.quiet:
         if sys.stderr.isatty() and progress_bar_available():
             callbacks.append(ProgressBar())  # before the printer, so it clears its line first
@@ -247,6 +299,8 @@ def run_train(args: argparse.Namespace) -> int:
     settings = [f"η={config.eta}", f"m={config.mini_batch_size}"]
     settings += [f"{name}={value}" for name, value in
                  (("λ", config.lmbda), ("λ1", config.l1), ("μ", config.momentum), ("dropout", d["dropout"])) if value]
+    if args.augment:
+        settings.append(f"distortions {args.augment}")
     say(args, f"Training {d['sizes']} ({d['activation']} neurons, {d['output_activation']} outputs, "
               f"{d['cost']} cost, {d['init']} init, {d['dtype']}) on {len(mnist.training)} images from "
               f"{mnist.source}: {', '.join(settings)}, {config.epochs} epochs, seed {seed}")
@@ -254,7 +308,7 @@ def run_train(args: argparse.Namespace) -> int:
         say(args, "(install threadpoolctl to limit BLAS threads: pip install 'nndl[cli]')")
     started = time.perf_counter()
     history = train(network, mnist.training, config, evaluation=monitors, callbacks=callbacks,
-                    blas_thread_limit=threads)
+                    augmentation=args.augment, augment_workers=args.augment_workers, blas_thread_limit=threads)
     seconds = time.perf_counter() - started
 
     best, final = history.best(key), history.final()
@@ -265,6 +319,8 @@ def run_train(args: argparse.Namespace) -> int:
             "training": config.to_dict(),
             "schedule": {"name": args.schedule, "patience": args.patience} if args.schedule else None,
             "early_stopping": args.early_stopping,
+            "augment": args.augment.to_dict() if args.augment else None,
+            "time_limit_minutes": args.time_limit,
             "data": {"source": str(mnist.source), "train_size": len(mnist.training), "evaluate_on": evaluation.name},
             "blas_threads": threads,
         },
@@ -307,6 +363,32 @@ def run_evaluate(args: argparse.Namespace) -> int:
     for name in ("validation", "test"):
         r = results[name]
         print(f"{name + ':':12s} {r['correct']} / {r['total']} ({100 * r['accuracy']:.2f}%)  cost {r['cost']:.4f}")
+    return 0
+
+
+def run_expand(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    target = expand_dataset(args.data, args.target, distortion=args.augment, copies=args.copies, seed=args.seed,
+                            train_size=args.train_size)
+    data = load_mnist(target)
+    print(f"Wrote {target}: {len(data.training)} training, {len(data.validation)} validation and "
+          f"{len(data.test)} test images in {time.perf_counter() - started:.1f} s; "
+          f"train on it with: nndl train --data {target}")
+    return 0
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise NndlError("the preview needs Pillow: pip install 'nndl[augment]'") from None
+    mnist = load_mnist(args.data, train_size=args.count)
+    side = int(round(mnist.training.n_features ** 0.5))
+    digits = mnist.training.images.reshape(-1, side, side)
+    grid = preview_grid(digits, args.augment, args.copies, args.seed)
+    with atomic_output(args.out) as handle:
+        Image.fromarray(grid).save(handle, format="PNG")
+    print(f"Wrote {args.out}: {args.count} digits (left) and {args.copies} distorted copies of each ({args.augment})")
     return 0
 
 

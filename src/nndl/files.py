@@ -37,14 +37,15 @@ class atomic_output:
                 os.fsync(self._handle.fileno())
             self._handle.close()
             if exc_type is None:
-                os.chmod(self._tmp, 0o666 & ~_current_umask())  # mkstemp makes it owner-only
+                os.chmod(self._tmp, 0o666 & ~current_umask())  # mkstemp makes it owner-only
                 os.replace(self._tmp, self.path)
         finally:
             if self._tmp.exists():
                 self._tmp.unlink()
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
+    """The process's umask (the permission bits new files leave out)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .files import write_bytes_atomically
+from .files import atomic_output, write_bytes_atomically
 
 # IDX type codes (the magic number's third byte) and the NumPy dtypes they name.
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -106,3 +106,41 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     if path.suffix == ".gz":
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
     write_bytes_atomically(path, payload)
+
+
+class IdxStream:
+    """Write an IDX file piece by piece (raw, or gzip if the name ends in .gz), atomically.
+
+    ``shape`` is the whole array's; call :meth:`write` with consecutive blocks of
+    rows. The file appears under its name only when every row has been written,
+    so memory stays at one block and an interruption leaves nothing behind.
+    """
+
+    def __init__(self, path: str | os.PathLike, dtype: np.dtype | type, shape: tuple[int, ...]):
+        self.path, self.dtype, self.shape = Path(path), np.dtype(dtype), tuple(shape)
+        self.rows_written = 0
+
+    def __enter__(self) -> "IdxStream":
+        self._atomic = atomic_output(self.path)
+        self._raw = self._atomic.__enter__()
+        gz = self.path.suffix == ".gz"
+        self._out = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=1, mtime=0) if gz else self._raw
+        self._out.write(struct.pack(f">I{len(self.shape)}I", idx_magic(self.dtype, len(self.shape)), *self.shape))
+        return self
+
+    def write(self, block: np.ndarray) -> None:
+        """Append rows (shape (k, *shape[1:])) to the file."""
+        if block.shape[1:] != self.shape[1:]:
+            raise ValueError(f"block of shape {block.shape} does not fit an IDX array of shape {self.shape}")
+        big_endian = self.dtype.newbyteorder(">") if self.dtype.itemsize > 1 else self.dtype
+        self._out.write(np.ascontiguousarray(block, dtype=big_endian).tobytes())
+        self.rows_written += len(block)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._out is not self._raw:
+            self._out.close()  # writes the gzip trailer; the file underneath stays open
+        if exc_type is None and self.rows_written != self.shape[0]:
+            error = ValueError(f"{self.path}: wrote {self.rows_written} of {self.shape[0]} rows")
+            self._atomic.__exit__(ValueError, error, None)  # discards the temporary file
+            raise error
+        self._atomic.__exit__(exc_type, exc, tb)

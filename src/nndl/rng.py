@@ -11,14 +11,14 @@ import secrets
 
 import numpy as np
 
-STREAMS = {"init": 0, "shuffle": 1, "dropout": 2}
+STREAMS = {"init": 0, "shuffle": 1, "dropout": 2, "augment": 3}
 
 
-def make_rng(seed: int | None, stream: str) -> np.random.Generator:
-    """The generator for ``stream`` under ``seed`` (fresh entropy when seed is None)."""
+def make_rng(seed: int | None, stream: str, *keys: int) -> np.random.Generator:
+    """The generator for ``stream`` under ``seed`` (and ``keys``, e.g. the epoch); fresh entropy when seed is None."""
     if seed is None:
         return np.random.default_rng()
-    return np.random.default_rng([seed, STREAMS[stream]])
+    return np.random.default_rng([seed, STREAMS[stream], *keys])
 
 
 def fresh_seed() -> int:

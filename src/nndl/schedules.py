@@ -7,6 +7,7 @@ epoch, which they put back when training ends.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -72,4 +73,20 @@ class HalveOnPlateau(KeepBest):
         run.eta /= 2
         self.epochs_without_improvement = 0
         if run.eta <= self.initial_eta * self.min_fraction:
+            run.stop_training = True
+
+
+class TimeLimit(Callback):
+    """Stop at the end of the first epoch that finishes after ``minutes`` of training."""
+
+    def __init__(self, minutes: float):
+        if not minutes > 0:
+            raise ConfigError(f"time limit {minutes}: give a positive number of minutes")
+        self.seconds = 60.0 * minutes
+
+    def on_train_begin(self, run: TrainingRun) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, run: TrainingRun, record: dict[str, Any]) -> None:
+        if time.perf_counter() - self.started >= self.seconds:
             run.stop_training = True

@@ -9,10 +9,11 @@ a progress bar, early stopping, η schedules, checkpoints, live plots) is a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -22,7 +23,10 @@ from .errors import ConfigError
 from .network import Network
 from .optimizer import SGD
 from .regularization import Regularization
-from .rng import make_rng
+from .rng import fresh_seed, make_rng
+
+if TYPE_CHECKING:
+    from .augmentation import Distortion
 
 BACKPROP_MODES = ("matrix", "per-example")
 
@@ -180,14 +184,18 @@ def train(
     evaluation: Sequence[Monitor | Dataset] = (),
     monitor_cost: bool = False,
     callbacks: Sequence[Callback] = (),
+    augmentation: "Distortion | None" = None,
+    augment_workers: int = 2,
     blas_thread_limit: int | None = DEFAULT_BLAS_THREADS,
 ) -> History:
     """Train ``network`` by mini-batch stochastic gradient descent; return the history.
 
     After each epoch every dataset in ``evaluation`` is scored (a plain Dataset
     gets its accuracy, and its cost too if ``monitor_cost``; a :class:`Monitor`
-    says which), and the record goes to the history and to the callbacks. BLAS
-    runs with ``blas_thread_limit`` threads (None: unchanged).
+    says which), and the record goes to the history and to the callbacks. With
+    an ``augmentation`` (:class:`nndl.augmentation.Distortion`), every epoch
+    trains on fresh random distortions of the training images, prepared by
+    ``augment_workers`` processes (0: in this one). BLAS runs with ``blas_thread_limit`` threads (None: unchanged).
     """
     monitors = [m if isinstance(m, Monitor) else Monitor(m, accuracy=True, cost=monitor_cost) for m in evaluation]
     for dataset in (training_data, *(m.dataset for m in monitors)):
@@ -199,8 +207,16 @@ def train(
     gradient = network.backprop if config.backprop == "matrix" else network.backprop_per_example
     optimizer = SGD(network, config.eta, n, config.momentum, config.regularization)
     run = TrainingRun(network, config, optimizer, n_batches=-(-n // m))
+    distorted = None
+    if augmentation is not None:
+        from .augmentation import DistortedEpochs
 
-    with blas_threads(blas_thread_limit):
+        seed = fresh_seed() if config.seed is None else config.seed
+        distorted = DistortedEpochs(images, augmentation, seed, augment_workers)
+
+    with blas_threads(blas_thread_limit), contextlib.ExitStack() as cleanup:
+        if distorted is not None:
+            cleanup.callback(distorted.close)
         for callback in callbacks:
             callback.on_train_begin(run)
         for epoch in range(config.epochs):
@@ -208,6 +224,8 @@ def train(
             for callback in callbacks:
                 callback.on_epoch_begin(run, epoch)
             started = time.perf_counter()
+            if distorted is not None:
+                images = distorted.epoch_images(epoch)  # this epoch's fresh distortions
             order = shuffle_rng.permutation(n)  # a fresh shuffle each epoch, then consecutive mini-batches
             for batch, first in enumerate(range(0, n, m)):
                 chosen = order[first : first + m]

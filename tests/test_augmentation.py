@@ -1,0 +1,261 @@
+"""Artificially expanding the training data: shifts, rotation, skew, elastic distortion."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from nndl.augmentation import (
+    DistortedEpochs,
+    Distortion,
+    distort,
+    elastic_displacements,
+    expand_by_one_pixel,
+    expand_dataset,
+    parse_distortion,
+    sample_bilinear,
+    shift_images,
+    smooth_fields,
+    transform_coordinates,
+)
+from nndl.cli import main
+from nndl.data import Dataset, load_mnist
+from nndl.errors import ConfigError
+from nndl.idx import IdxStream, read_idx
+from nndl.network import Network
+from nndl.training import Callback, TrainingConfig, train
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    return mnist.training.images[:200].reshape(-1, 28, 28)
+
+
+def centre_of_mass(images):
+    return np.array([ndimage.center_of_mass(image) for image in images])
+
+
+def transformed(images, angle=0.0, shear=0.0, shift=(0.0, 0.0)):
+    n = len(images)
+    src_r, src_c = transform_coordinates(images.shape[1:], np.full(n, angle), np.full(n, shear),
+                                         np.tile(np.array(shift, dtype=float)[:, None], (1, n)))
+    return sample_bilinear(images, src_r, src_c)
+
+
+# -- one-pixel shifts ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("down, right", [(1, 0), (-1, 0), (0, 1), (0, -1)])
+def test_shifts_move_the_pixel_mass_by_exactly_one_pixel(digits, down, right):
+    inside = digits[(digits[:, 0].sum(1) + digits[:, -1].sum(1) + digits[:, :, 0].sum(1) + digits[:, :, -1].sum(1)) == 0]
+    moved = shift_images(inside, down, right)
+    np.testing.assert_allclose(centre_of_mass(moved) - centre_of_mass(inside), [[down, right]] * len(inside),
+                               atol=1e-5)  # float32 rounding only
+    np.testing.assert_allclose(moved.sum(axis=(1, 2)), inside.sum(axis=(1, 2)), rtol=1e-6)  # nothing lost
+
+
+def test_the_books_expansion_has_five_versions_in_order(digits):
+    labels = np.arange(len(digits)) % 10
+    images, expanded_labels = expand_by_one_pixel(digits, labels)
+    assert images.shape == (5 * len(digits), 28, 28)
+    np.testing.assert_array_equal(expanded_labels[:10], [0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(images[5], digits[1])  # each original leads its versions
+    np.testing.assert_array_equal(images[6], shift_images(digits[1:2], 1, 0)[0])
+    np.testing.assert_array_equal(images[9], shift_images(digits[1:2], 0, -1)[0])
+
+
+def test_expand_writes_the_250k_set_in_mnist_layout(mnist_dir, mnist, tmp_path):
+    target = expand_dataset(mnist_dir, tmp_path / "shifted", train_size=300)
+    data = load_mnist(target)
+    assert (len(data.training), len(data.validation), len(data.test)) == (1500, 10_000, 10_000)
+    np.testing.assert_array_equal(data.training.labels, np.repeat(mnist.training.labels[:300], 5))
+    np.testing.assert_array_equal(data.validation.images, mnist.validation.images)
+    np.testing.assert_array_equal(data.test.labels, mnist.test.labels)
+    np.testing.assert_allclose(data.training.images[5:10].reshape(-1, 28, 28),
+                               expand_by_one_pixel(mnist.training.images[1:2].reshape(-1, 28, 28), [0])[0])
+
+
+def test_full_expansion_is_250000_images(mnist_dir, tmp_path):
+    target = expand_dataset(mnist_dir, tmp_path / "full")
+    labels = read_idx(target / "train-labels-idx1-ubyte.gz")
+    assert len(labels) == 260_000 and list(labels[:10]) == [5] * 5 + [0] * 5
+
+
+def test_expand_refuses_a_used_folder_and_leaves_nothing_when_interrupted(fake_mnist_dir, tmp_path, monkeypatch):
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="already exists and is not empty"):
+        expand_dataset(fake_mnist_dir, used)
+    assert (used / "keep.txt").read_text() == "mine"
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("nndl.augmentation.distort", broken)
+    with pytest.raises(KeyboardInterrupt):
+        expand_dataset(fake_mnist_dir, tmp_path / "new", distortion=Distortion(rotate=5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake", "used"]
+
+
+def test_expand_with_distorted_copies_is_seeded(fake_mnist_dir, tmp_path):
+    a = expand_dataset(fake_mnist_dir, tmp_path / "a", distortion=Distortion(rotate=20), copies=2, seed=1)
+    b = expand_dataset(fake_mnist_dir, tmp_path / "b", distortion=Distortion(rotate=20), copies=2, seed=1)
+    c = expand_dataset(fake_mnist_dir, tmp_path / "c", distortion=Distortion(rotate=20), copies=2, seed=2)
+    images = [read_idx(p / "train-images-idx3-ubyte.gz") for p in (a, b, c)]
+    assert len(images[0]) == 20 * 3 + 10_000
+    np.testing.assert_array_equal(images[0], images[1])
+    assert not np.array_equal(images[0], images[2])
+    original = read_idx(fake_mnist_dir / "train-images-idx3-ubyte.gz")
+    np.testing.assert_array_equal(images[0][3], original[1])  # every third image is an original
+
+
+# -- random distortions ----------------------------------------------------------------------
+
+def test_rotating_there_and_back_restores_the_image(digits):
+    there = transformed(digits, angle=12.0)
+    back = transformed(there, angle=-12.0)
+    change = np.abs(there - digits).mean()
+    residue = np.abs(back - digits).mean()
+    assert residue < 0.5 * change  # what remains is the blur of interpolating twice
+    np.testing.assert_allclose(centre_of_mass(back), centre_of_mass(digits), atol=0.15)
+
+
+def test_rotation_turns_about_the_centre():
+    image = np.zeros((1, 29, 29), np.float32)
+    image[0, 14, 24] = 1.0  # 10 pixels right of the centre (14, 14)
+    quarter = transformed(image, angle=90.0)
+    row, col = np.unravel_index(np.argmax(quarter[0]), (29, 29))
+    assert (abs(row - 14), col) == (10, 14)
+
+
+def test_skew_slides_rows_in_proportion_to_height():
+    image = np.zeros((1, 29, 29), np.float32)
+    image[0, 4, 14] = 1.0  # 10 rows above the centre
+    skewed = transformed(image, shear=0.3)
+    row, col = np.unravel_index(np.argmax(skewed[0]), (29, 29))
+    assert row == 4 and abs(col - 14) == 3
+
+
+@pytest.mark.parametrize("distortion", [Distortion(), Distortion(skew=0.0, elastic_alpha=0.0, rotate=0.0)])
+def test_zero_distortions_are_the_identity(digits, distortion):
+    np.testing.assert_array_equal(distort(digits, distortion, np.random.default_rng(0)), digits)
+
+
+def test_outputs_stay_in_range_and_follow_the_seed(digits):
+    spec = parse_distortion("rotate=15,skew=0.3,shift=2,elastic")
+    a = distort(digits, spec, np.random.default_rng(4))
+    b = distort(digits, spec, np.random.default_rng(4))
+    c = distort(digits, spec, np.random.default_rng(5))
+    assert a.min() >= 0 and a.max() <= 1 and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert np.abs(a - digits).mean() > 0.02  # it does distort
+
+
+def test_smoothing_is_ndimage_gaussian_filter():
+    noise = np.random.default_rng(0).uniform(-1, 1, (2, 5, 28, 28)).astype(np.float32)
+    expected = ndimage.gaussian_filter(noise, sigma=(0, 0, 4, 4), mode="constant")
+    np.testing.assert_allclose(smooth_fields(noise, 4.0), expected, atol=1e-6)
+
+
+def test_elastic_displacements_are_smooth_and_scale_with_alpha():
+    def fields(alpha, sigma):
+        return elastic_displacements(400, (28, 28), alpha, sigma, np.random.default_rng(0))
+
+    def neighbour_correlation(field, step):
+        return np.corrcoef(field[..., :-step].ravel(), field[..., step:].ravel())[0, 1]
+
+    base = fields(34.0, 4.0)
+    assert neighbour_correlation(base, 1) > 0.95  # neighbouring displacements move together
+    assert neighbour_correlation(fields(34.0, 8.0), 4) > neighbour_correlation(fields(34.0, 2.0), 4)
+    np.testing.assert_allclose(fields(68.0, 4.0), 2 * base, rtol=1e-6)  # α only scales
+    # A 2-D Gaussian of width σ averages white noise down by 1/(2√π σ); edges (zero padding) lower it a little.
+    unsmoothed_std = np.sqrt(1 / 3)  # uniform [−1, 1]
+    for sigma in (2.0, 4.0):
+        ratio = fields(34.0, sigma).std() / (34 * unsmoothed_std)
+        assert ratio == pytest.approx(1 / (2 * np.sqrt(np.pi) * sigma), rel=0.15)
+    assert abs(base.mean()) < 0.05 * base.std()
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("rotate=200", "between 0 and 180"),
+        ("sigma=-1,elastic", "σ must be positive"),
+        ("skew=-0.2", "skew=-0.2: must be a number ≥ 0"),
+        ("twist=3", "unknown distortion 'twist'"),
+        ("rotate=ten", "give a number"),
+        ("rotate=0", "distorts nothing"),
+    ],
+)
+def test_bad_distortions_are_refused(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_distortion(spec)
+
+
+# -- on the fly, during training -------------------------------------------------------------
+
+def test_every_epoch_gets_fresh_distortions_the_same_in_a_worker_or_not(mnist):
+    images = mnist.training.images[:300]
+    spec = parse_distortion("rotate=10,elastic")
+    with DistortedEpochs(images, spec, seed=3, workers=0) as inline, DistortedEpochs(images, spec, seed=3,
+                                                                                     workers=1) as background:
+        first, second = inline.epoch_images(0), inline.epoch_images(1)
+        assert not np.array_equal(first, second)
+        np.testing.assert_array_equal(background.epoch_images(0), first)
+        np.testing.assert_array_equal(background.epoch_images(1), second)
+    assert first.dtype == np.float32 and first.shape == images.shape
+    assert np.abs(first - images).mean() > 0.01
+
+
+def test_training_sees_the_distorted_images(mnist):
+    data = Dataset(mnist.training.images[:200], mnist.training.labels[:200])
+    seen = []
+
+    class Spy(Callback):
+        def on_batch_end(self, run, batch):
+            if batch == 0:
+                seen.append([w.copy() for w in run.network.weights])
+
+    def run(augmentation):
+        net = Network([784, 10, 10], seed=0)
+        train(net, data, TrainingConfig(epochs=2, mini_batch_size=200, eta=1.0, seed=0),
+              augmentation=augmentation, augment_workers=0, callbacks=[Spy()])
+        return net.weights[0]
+
+    plain = run(None)
+    augmented = run(Distortion(rotate=15))
+    assert not np.allclose(plain, augmented)
+
+
+def test_idx_stream_refuses_a_short_file(tmp_path):
+    with pytest.raises(ValueError, match="wrote 2 of 3 rows"):
+        with IdxStream(tmp_path / "x.idx.gz", np.uint8, (3, 2)) as out:
+            out.write(np.zeros((2, 2), np.uint8))
+    assert not list(tmp_path.iterdir())
+
+
+# -- command line ----------------------------------------------------------------------------
+
+def test_cli_expand_preview_and_train_with_augment(capsys, mnist_dir, tmp_path):
+    from PIL import Image
+
+    assert main(["expand", str(tmp_path / "x"), "--shift-one-pixel", "--train-size", "100",
+                 "--data", str(mnist_dir)]) == 0
+    assert "500 training" in capsys.readouterr().out
+    png = tmp_path / "grid.png"
+    assert main(["augment", "preview", "--out", str(png), "--count", "3", "--copies", "4",
+                 "--data", str(mnist_dir)]) == 0
+    with Image.open(png) as picture:
+        assert picture.size == (3 * (5 * 30 + 4), 3 * (3 * 30 + 2))
+    assert main(["train", "--data", str(mnist_dir), "--train-size", "500", "--epochs", "1", "--augment",
+                 "rotate=10,elastic", "--augment-workers", "0", "--seed", "1", "--quiet", "--json"]) == 0
+    import json
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["settings"]["augment"]["elastic_alpha"] == 34.0
+
+
+@pytest.mark.parametrize("argv", [["train", "--augment", "rotate=181"], ["expand", "out", "--augment", "melt=1"]])
+def test_cli_refuses_bad_distortions(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and "Traceback" not in capsys.readouterr().err
