@@ -251,7 +251,7 @@ def test_cli_expand_preview_and_train_with_augment(capsys, mnist_dir, tmp_path):
                  "rotate=10,elastic", "--augment-workers", "0", "--seed", "1", "--quiet", "--json"]) == 0
     import json
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["settings"]["augment"]["elastic_alpha"] == 34.0
+    assert summary["settings"]["recipe"]["augment"] == "rotate=10,elastic=34,sigma=4"
 
 
 @pytest.mark.parametrize("argv", [["train", "--augment", "rotate=181"], ["expand", "out", "--augment", "melt=1"]])

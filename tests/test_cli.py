@@ -187,7 +187,8 @@ def test_halving_schedule_from_the_command_line(capsys, mnist_dir):
     etas = [r["eta"] for r in summary["history"]]
     assert etas[0] == 4 and etas == sorted(etas, reverse=True) and len(set(etas)) > 1
     assert all(np.log2(4 / eta) == int(np.log2(4 / eta)) for eta in etas)  # η₀ / 2^k
-    assert summary["settings"]["schedule"] == {"name": "halve-on-plateau", "patience": 1}
+    assert (summary["settings"]["recipe"]["schedule"], summary["settings"]["recipe"]["patience"]) == \
+        ("halve-on-plateau", 1)
 
 
 def test_convert_between_npz_and_the_books_json(capsys, mnist_dir, tmp_path):

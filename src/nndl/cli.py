@@ -28,10 +28,9 @@ from .io import load_model, save_model
 from .network import Network
 from .reporting import EpochPrinter, ProgressBar
 from .rng import fresh_seed
-from .schedules import SCHEDULES, EarlyStopping, HalveOnPlateau, TimeLimit
-from .training import BACKPROP_MODES, Callback, Monitor, TrainingConfig, check_data_fits, evaluate, train
-
-MONITOR_CHOICES = ("training-cost", "training-accuracy", "evaluation-cost", "evaluation-accuracy")
+from .recipes import MONITOR_CHOICES, Recipe, run_recipe
+from .schedules import SCHEDULES
+from .training import BACKPROP_MODES, Callback, Monitor, check_data_fits, evaluate
 
 
 class Parser(argparse.ArgumentParser):
@@ -258,44 +257,41 @@ def write_model(network: Network, path: str) -> str:
     return str(save_network2_json(network, path) if path.endswith(".json") else save_model(network, path))
 
 
-def training_callbacks(args: argparse.Namespace, metric: str) -> list[Callback]:
-    """The callbacks the options ask for: schedule / early stopping, progress bar, epoch lines."""
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    """The training recipe the options describe."""
+    return Recipe(
+        hidden=tuple(args.hidden or (30,)), sizes=tuple(args.sizes) if args.sizes else None, cost=args.cost,
+        activation=args.activation, output_activation=args.output_activation, init=args.init,
+        dropout=args.dropout, dtype=args.dtype, epochs=args.epochs, mini_batch_size=args.mini_batch_size,
+        eta=args.eta, lmbda=args.lmbda, l1=args.l1, momentum=args.momentum, backprop=args.backprop,
+        train_size=args.train_size, evaluate_on=args.evaluate_on, monitor=tuple(args.monitor),
+        early_stopping=args.early_stopping, schedule=args.schedule, patience=args.patience,
+        augment=str(args.augment) if args.augment else None, augment_workers=args.augment_workers,
+        time_limit=args.time_limit,
+    )
+
+
+def display_callbacks(quiet: bool) -> list[Callback]:
+    """A progress bar (on a terminal) and the book's epoch lines, unless quiet."""
+    if quiet:
+        return []
     callbacks: list[Callback] = []
-    if args.schedule == "halve-on-plateau":
-        callbacks.append(HalveOnPlateau(metric, args.patience))
-    if args.early_stopping:
-        callbacks.append(EarlyStopping(metric, args.early_stopping))
-    if args.time_limit:
-        callbacks.append(TimeLimit(args.time_limit))
-    if not args.quiet:
-        if sys.stderr.isatty() and progress_bar_available():
-            callbacks.append(ProgressBar())  # before the printer, so it clears its line first
-        callbacks.append(EpochPrinter())
+    if sys.stderr.isatty() and progress_bar_available():
+        callbacks.append(ProgressBar())  # before the printer, so it clears its line first
+    callbacks.append(EpochPrinter())
     return callbacks
 
 
 def run_train(args: argparse.Namespace) -> int:
     seed = fresh_seed() if args.seed is None else args.seed
+    recipe = recipe_from_args(args)
     mnist = load_mnist(args.data, train_size=args.train_size)  # float32 pixels; the network casts each batch
-    evaluation = mnist.split(args.evaluate_on)
-    n_in, n_out = mnist.training.n_features, mnist.n_classes
-    sizes = args.sizes or [n_in, *(args.hidden or [30]), n_out]
-    config = TrainingConfig(epochs=args.epochs, mini_batch_size=args.mini_batch_size, eta=args.eta,
-                            lmbda=args.lmbda, l1=args.l1, momentum=args.momentum, seed=seed,
-                            backprop=args.backprop)
-    network = Network(sizes, cost=args.cost, activation=args.activation, output_activation=args.output_activation,
-                      init=args.init, dropout=args.dropout, seed=seed, dtype=args.dtype)
-    for dataset in (mnist.training, evaluation):
-        check_data_fits(network, dataset)
-    monitors = [Monitor(evaluation, accuracy=True, cost="evaluation-cost" in args.monitor)]
-    if {"training-cost", "training-accuracy"} & set(args.monitor):
-        monitors.append(Monitor(mnist.training, accuracy="training-accuracy" in args.monitor,
-                                cost="training-cost" in args.monitor))
-    key = f"{evaluation.name}_accuracy"
-    callbacks = training_callbacks(args, key)
+    network = recipe.network(mnist, seed)
+    for monitor in recipe.monitors(mnist):
+        check_data_fits(network, monitor.dataset)
     threads = args.blas_threads or None
 
-    d = network.describe()
+    d, config = network.describe(), recipe.training_config(seed)
     settings = [f"η={config.eta}", f"m={config.mini_batch_size}"]
     settings += [f"{name}={value}" for name, value in
                  (("λ", config.lmbda), ("λ1", config.l1), ("μ", config.momentum), ("dropout", d["dropout"])) if value]
@@ -306,32 +302,15 @@ def run_train(args: argparse.Namespace) -> int:
               f"{mnist.source}: {', '.join(settings)}, {config.epochs} epochs, seed {seed}")
     if threads is not None and not blas_available():
         say(args, "(install threadpoolctl to limit BLAS threads: pip install 'nndl[cli]')")
-    started = time.perf_counter()
-    history = train(network, mnist.training, config, evaluation=monitors, callbacks=callbacks,
-                    augmentation=args.augment, augment_workers=args.augment_workers, blas_thread_limit=threads)
-    seconds = time.perf_counter() - started
+    network, summary = run_recipe(recipe, mnist, seed, display_callbacks(args.quiet), blas_thread_limit=threads)
+    summary["settings"]["training"] = config.to_dict()
+    summary["settings"]["blas_threads"] = threads
 
-    best, final = history.best(key), history.final()
-    summary = {
-        "nndl_version": __version__,
-        "settings": {
-            "network": d,
-            "training": config.to_dict(),
-            "schedule": {"name": args.schedule, "patience": args.patience} if args.schedule else None,
-            "early_stopping": args.early_stopping,
-            "augment": args.augment.to_dict() if args.augment else None,
-            "time_limit_minutes": args.time_limit,
-            "data": {"source": str(mnist.source), "train_size": len(mnist.training), "evaluate_on": evaluation.name},
-            "blas_threads": threads,
-        },
-        "history": history.epochs,
-        "best": {"epoch": best["epoch"], "accuracy": best[key], "correct": best[f"{evaluation.name}_correct"]},
-        "final": {"epoch": final["epoch"], "accuracy": final[key], "correct": final[f"{evaluation.name}_correct"]},
-        "seconds": seconds,
-    }
+    best, final, name = summary["best"], summary["final"], recipe.evaluate_on
     kept = " (the weights kept are the best epoch's)" if args.schedule or args.early_stopping else ""
-    say(args, f"Best {evaluation.name} accuracy {100 * best[key]:.2f}% at epoch {best['epoch']}; "
-              f"final {100 * final[key]:.2f}%; {len(history.epochs)} epochs in {seconds:.1f} s{kept}")
+    say(args, f"Best {name} accuracy {100 * best['accuracy']:.2f}% at epoch {best['epoch']}; "
+              f"final {100 * final['accuracy']:.2f}%; {len(summary['history'])} epochs in "
+              f"{summary['seconds']:.1f} s{kept}")
     if args.save:
         network.metadata = {k: summary[k] for k in ("settings", "history", "best", "final")}
         say(args, f"Saved the model to {write_model(network, args.save)}")
