@@ -376,7 +376,8 @@ def expand_dataset(source: str | os.PathLike | None, target: str | os.PathLike, 
     versions = 5 if distortion is None else copies + 1
     image_side(train_images.shape[1] * train_images.shape[2])
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))  # same disk: rename works
     try:
         shape = (keep * versions + VALIDATION_SIZE, *train_images.shape[1:])
         with IdxStream(staging / (MNIST_FILES["train_images"] + ".gz"), np.uint8, shape) as out:

@@ -1,4 +1,4 @@
-"""The ``nndl`` command line: train, evaluate and gradcheck.
+"""The ``nndl`` command line: train, evaluate, gradcheck, expand, experiment, plot, convert.
 
 Every problem a user can fix (bad option values, missing or corrupt data, a
 damaged model file) ends in a one-line message on stderr and exit code 2.
@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import __version__
@@ -21,7 +22,9 @@ from .book_format import save_network2_json
 from .costs import COSTS
 from .data import load_mnist
 from .errors import NndlError
+from .experiments import EXPERIMENTS, get_experiment, run_all, run_experiment
 from .files import atomic_output
+from .plots import plot_history
 from .gradcheck import TOLERANCE, check_all
 from .initializers import INITIALIZERS
 from .io import load_model, save_model
@@ -223,6 +226,34 @@ def build_parser() -> Parser:
     p.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
     p.set_defaults(run=run_preview)
 
+    ex = commands.add_parser("experiment", help="the book's experiments: list them, or run one or all",
+                             description="Reproduce the experiments of the book's chapters 1 and 3.")
+    experiment_commands = ex.add_subparsers(dest="experiment_command", metavar="COMMAND", required=True,
+                                            parser_class=Parser)
+    el = experiment_commands.add_parser("list", help="the experiments, with the book's figure for each")
+    el.set_defaults(run=run_experiment_list)
+    er = experiment_commands.add_parser(
+        "run", help="run an experiment (or --all) and write histories, figures and a report",
+        description="Run an experiment for several seeds and write, under OUT/NAME: the history of every run "
+        "as JSON, the figures as PNG, and report.md with the book's numbers beside nndl's.")
+    which = er.add_mutually_exclusive_group(required=True)
+    which.add_argument("name", nargs="?", metavar="NAME", help="the experiment ('nndl experiment list')")
+    which.add_argument("--all", action="store_true", help="every experiment, with one report for them all")
+    er.add_argument("--seeds", type=positive_int, help="seeds 1…N per run (default 3; 1 with --quick)")
+    er.add_argument("--quick", action="store_true",
+                    help="a shortened form (a few epochs, at most 1,000 images) that checks the pipeline")
+    er.add_argument("--include-long", action="store_true", help="with --all, include the long runs (elastic)")
+    er.add_argument("--out", default="experiments", metavar="DIR", help="where to write (default ./experiments)")
+    er.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
+    er.set_defaults(run=run_experiment_command)
+
+    pl = commands.add_parser("plot", help="redraw the learning curves of a saved training history",
+                             description="Draw accuracy and cost per epoch from the JSON of 'nndl train --json' "
+                             "or from an experiment's history file.")
+    pl.add_argument("history", metavar="HISTORY.json", help="the history to draw")
+    pl.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: beside the history)")
+    pl.set_defaults(run=run_plot)
+
     c = commands.add_parser("convert", help="convert a model between nndl's .npz and network2.py's .json",
                             description="Convert a model: IN and OUT may each be an nndl .npz file or a .json "
                             "file in the format of the book's network2.py.")
@@ -368,6 +399,40 @@ def run_preview(args: argparse.Namespace) -> int:
     with atomic_output(args.out) as handle:
         Image.fromarray(grid).save(handle, format="PNG")
     print(f"Wrote {args.out}: {args.count} digits (left) and {args.copies} distorted copies of each ({args.augment})")
+    return 0
+
+
+def run_experiment_list(args: argparse.Namespace) -> int:
+    print(f"{'name':20s} {'book figure':24s} what")
+    for experiment in EXPERIMENTS.values():
+        long = " (long)" if experiment.long else ""
+        print(f"{experiment.name:20s} {experiment.book_figure:24s} {experiment.title}{long}")
+    return 0
+
+
+def run_experiment_command(args: argparse.Namespace) -> int:
+    seeds = args.seeds or (1 if args.quick else 3)
+    if args.all:
+        path = run_all(args.out, seeds=seeds, quick=args.quick, data_dir=args.data, include_long=args.include_long)
+        print(f"Wrote {path}")
+        return 0
+    outcome = run_experiment(get_experiment(args.name), args.out, seeds=seeds, quick=args.quick, data_dir=args.data)
+    print(f"Wrote {Path(args.out) / args.name / 'report.md'} ({outcome['seconds']:.0f} s)")
+    return 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    path = Path(args.history)
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NndlError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NndlError(f"{path}: not a JSON history ({exc})") from None
+    if not isinstance(summary, dict):
+        raise NndlError(f"{path}: expected a JSON object with a 'history' list")
+    written = plot_history(summary, args.out or path.parent, stem=path.stem)
+    print("Wrote " + ", ".join(str(p) for p in written))
     return 0
 
 

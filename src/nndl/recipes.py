@@ -18,7 +18,7 @@ from . import __version__
 from .augmentation import parse_distortion
 from .data import MNIST, load_mnist
 from .errors import ConfigError
-from .network import Network
+from .network import Network, check_sizes
 from .schedules import EarlyStopping, HalveOnPlateau, TimeLimit
 from .training import Callback, History, Monitor, TrainingConfig, check_data_fits, train
 
@@ -73,6 +73,10 @@ class Recipe:
         if self.augment is not None:
             parse_distortion(self.augment)
         self.training_config(seed=0)  # validates the hyperparameters
+        check_sizes(self.sizes or (1, *self.hidden, 1))
+        # a tiny stand-in checks the network settings (names, cost/output pairs, dropout) the same way
+        Network([2, 2, 2], cost=self.cost, activation=self.activation, output_activation=self.output_activation,
+                init=self.init, dropout=self.dropout, seed=0, dtype=self.dtype)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str = "recipe") -> "Recipe":

@@ -1,0 +1,416 @@
+"""The book's experiments (chapters 1 and 3) as data, and one runner for all of them.
+
+Each :class:`Experiment` is a declaration: its runs (recipe settings, see
+:class:`nndl.recipes.Recipe`), the rows of its report (what to measure and what
+the book reported) and its figures (which metric over which epochs). The runner
+trains every run for every seed with :func:`nndl.recipes.run_recipe`, writes the
+histories as JSON, draws the figures and writes a Markdown report with the
+book's number beside nndl's (best of the seeds, as the book did, and the mean).
+``quick`` runs a shortened form of every experiment to check the whole pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ConfigError
+from .files import write_bytes_atomically
+from .recipes import Recipe, load_recipe_data, run_recipe
+from .training import Monitor, evaluate
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a report: a measurement of one run, and what the book reported.
+
+    ``measure`` is "best KEY", "final KEY", "first KEY" (epoch 0), "kept KEY"
+    (the finished network scored afresh: with early stopping, the best epoch's
+    weights), "epoch-of-best KEY", "epoch-of-min KEY" or "epochs" (how many ran);
+    KEY is a history column such as test_accuracy or training_cost.
+    """
+
+    label: str
+    run: str
+    measure: str
+    book: float | str | None = None
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure: ``metric`` per epoch for each run (``kind="curve"``, optionally over the recipe's
+    epochs [start, stop)), or the final metric against the training-set size (``kind="by-size"``)."""
+
+    name: str
+    title: str
+    metric: str
+    runs: tuple[str, ...] = ()  # empty: every run
+    epochs: tuple[int, int] | None = None
+    kind: str = "curve"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named experiment: runs (label → recipe settings), report rows and figures."""
+
+    name: str
+    title: str
+    book_figure: str
+    runs: dict[str, dict[str, Any]]
+    rows: tuple[Row, ...]
+    figures: tuple[Figure, ...] = ()
+    long: bool = False  # left out of `run --all` unless asked: it takes far longer than the rest
+    note: str = ""
+
+    def recipes(self, quick: bool = False) -> dict[str, Recipe]:
+        """The runs as validated recipes (shortened when ``quick``)."""
+        recipes = {}
+        for label, settings in self.runs.items():
+            recipe = Recipe.from_dict(settings, where=f"experiment {self.name!r}, run {label!r}")
+            recipes[label] = quick_form(recipe) if quick else recipe
+        return recipes
+
+
+def quick_form(recipe: Recipe) -> Recipe:
+    """A short version of a recipe: a few epochs on at most 1,000 images, for checking the pipeline."""
+    return recipe.replace(
+        epochs=min(recipe.epochs, 4) if recipe.epochs <= 60 else 8,
+        train_size=min(recipe.train_size or 50_000, 1_000),
+        patience=min(recipe.patience, 1),
+        early_stopping=1 if recipe.early_stopping else None,
+        time_limit=None,
+        augment_workers=0,
+    )
+
+
+CE = {"cost": "cross-entropy", "eta": 0.5}  # chapter 3's first network: cross-entropy, η = 0.5
+OVERFITTING = {**CE, "train_size": 1000, "epochs": 400,
+               "monitor": ["training-cost", "training-accuracy", "evaluation-cost"]}
+MORE_DATA_SIZES = (100, 300, 1000, 3000, 10000, 20000, 30000, 40000, 50000)
+MORE_DATA_BOOK = (69.09, 76.37, 85.29, 88.85, 91.27, 93.24, 94.89, 95.85, 95.97)
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    Experiment("chapter1-30", "Chapter 1: [784, 30, 10], quadratic cost, η = 3.0", "-",
+               {"[784, 30, 10]": {}}, (Row("best test accuracy", "[784, 30, 10]", "best test_accuracy", 95.42),)),
+    Experiment("chapter1-100", "Chapter 1: [784, 100, 10], quadratic cost, η = 3.0", "-",
+               {"[784, 100, 10]": {"hidden": [100]}},
+               (Row("best test accuracy", "[784, 100, 10]", "best test_accuracy", 96.59),),
+               note="The book warns that this run varies a lot: its N(0, 1) weights saturate 100 hidden neurons."),
+    Experiment("eta-too-small", "Chapter 1: learning rate too small, [784, 100, 10], η = 0.001", "-",
+               {"η = 0.001": {"hidden": [100], "eta": 0.001}},
+               (Row("best test accuracy", "η = 0.001", "best test_accuracy", 21.42),)),
+    Experiment("eta-too-large", "Chapter 1: learning rate too large, [784, 30, 10], η = 100", "-",
+               {"η = 100": {"eta": 100.0}}, (Row("best test accuracy", "η = 100", "best test_accuracy", "~10%"),)),
+    Experiment("cross-entropy-30", "Chapter 3: cross-entropy, [784, 30, 10], η = 0.5", "-",
+               {"[784, 30, 10]": CE}, (Row("best test accuracy", "[784, 30, 10]", "best test_accuracy", 95.49),)),
+    Experiment("cross-entropy-100", "Chapter 3: cross-entropy, [784, 100, 10], η = 0.5", "-",
+               {"[784, 100, 10]": {**CE, "hidden": [100]}},
+               (Row("best test accuracy", "[784, 100, 10]", "best test_accuracy", 96.82),)),
+    Experiment(
+        "overfitting", "Chapter 3: overfitting, [784, 30, 10] on 1,000 images for 400 epochs", "overfitting1-4",
+        {"1,000 images": OVERFITTING},
+        (Row("peak test accuracy", "1,000 images", "best test_accuracy", 82.27),
+         Row("epoch of the peak test accuracy", "1,000 images", "epoch-of-best test_accuracy", "~280 (flat after)"),
+         Row("epoch of the lowest test cost", "1,000 images", "epoch-of-min test_cost", "~15"),
+         Row("final training accuracy", "1,000 images", "final training_accuracy", 100.0)),
+        (Figure("overfitting1", "Cost on the training data", "training_cost", epochs=(200, 400)),
+         Figure("overfitting2", "Accuracy (%) on the test data", "test_accuracy", epochs=(200, 400)),
+         Figure("overfitting3", "Cost on the test data", "test_cost", epochs=(0, 400)),
+         Figure("overfitting4", "Accuracy (%) on the training data", "training_accuracy", epochs=(0, 400))),
+    ),
+    Experiment(
+        "overfitting-full", "Chapter 3: the same network on all 50,000 images, 30 epochs", "overfitting_full",
+        {"50,000 images": {**CE, "monitor": ["training-accuracy"]}},
+        (Row("final training accuracy", "50,000 images", "final training_accuracy", 97.86),
+         Row("final test accuracy", "50,000 images", "final test_accuracy", 95.33)),
+        (Figure("overfitting_full", "Training and test accuracy (%), 50,000 images", "training_accuracy,test_accuracy"),),
+    ),
+    Experiment(
+        "regularized", "Chapter 3: L2 regularisation λ = 0.1 on the 1,000-image overfitting run", "regularized1-2",
+        {"λ = 0.1": {**OVERFITTING, "lmbda": 0.1}},
+        (Row("peak test accuracy", "λ = 0.1", "best test_accuracy", 87.1),),
+        (Figure("regularized1", "Cost on the training data (λ = 0.1)", "training_cost", epochs=(200, 400)),
+         Figure("regularized2", "Accuracy (%) on the test data (λ = 0.1)", "test_accuracy", epochs=(0, 400))),
+    ),
+    Experiment(
+        "regularized-full", "Chapter 3: λ = 5.0 on all 50,000 images, 30 epochs", "regularized_full",
+        {"λ = 5.0": {**CE, "lmbda": 5.0, "monitor": ["training-accuracy"]}},
+        (Row("best test accuracy", "λ = 5.0", "best test_accuracy", 96.49),),
+        (Figure("regularized_full", "Training and test accuracy (%), λ = 5.0", "training_accuracy,test_accuracy"),),
+    ),
+    Experiment(
+        "regularized-100", "Chapter 3: [784, 100, 10], λ = 5.0: η = 0.5 for 30 epochs, then η = 0.1 for 60", "-",
+        {"η = 0.5, 30 epochs": {**CE, "hidden": [100], "lmbda": 5.0, "evaluate_on": "validation"},
+         "η = 0.1, 60 epochs": {**CE, "hidden": [100], "lmbda": 5.0, "eta": 0.1, "epochs": 60,
+                                "evaluate_on": "validation"}},
+        (Row("best validation accuracy", "η = 0.5, 30 epochs", "best validation_accuracy", 97.92),
+         Row("best validation accuracy", "η = 0.1, 60 epochs", "best validation_accuracy", 98.04)),
+    ),
+    Experiment(
+        "weight-init", "Chapter 3: N(0, 1) against N(0, 1/n_in) weights, η = 0.1, λ = 5.0", "weight_initialization",
+        {f"[784, {h}, 10] {label}": {**CE, "eta": 0.1, "lmbda": 5.0, "hidden": [h], "init": init,
+                                     "evaluate_on": "validation"}
+         for h in (30, 100) for label, init in (("N(0, 1)", "large"), ("N(0, 1/n_in)", "normalized"))},
+        (Row("accuracy after epoch 1", "[784, 30, 10] N(0, 1)", "first validation_accuracy", "< 87%"),
+         Row("accuracy after epoch 1", "[784, 30, 10] N(0, 1/n_in)", "first validation_accuracy", "~93%"),
+         Row("best validation accuracy", "[784, 30, 10] N(0, 1)", "best validation_accuracy", "just over 96%"),
+         Row("best validation accuracy", "[784, 30, 10] N(0, 1/n_in)", "best validation_accuracy", "just over 96%"),
+         Row("best validation accuracy", "[784, 100, 10] N(0, 1)", "best validation_accuracy", None),
+         Row("best validation accuracy", "[784, 100, 10] N(0, 1/n_in)", "best validation_accuracy", None)),
+        (Figure("weight_initialization", "Validation accuracy (%), [784, 30, 10]", "validation_accuracy",
+                runs=("[784, 30, 10] N(0, 1)", "[784, 30, 10] N(0, 1/n_in)")),
+         Figure("weight_initialization_100", "Validation accuracy (%), [784, 100, 10]", "validation_accuracy",
+                runs=("[784, 100, 10] N(0, 1)", "[784, 100, 10] N(0, 1/n_in)"))),
+    ),
+    Experiment(
+        "more-data", "Chapter 3: more training data, [784, 30, 10], λ = 5·n/50,000, 30·50,000/n epochs", "more_data",
+        {f"n = {n}": {**CE, "lmbda": 5.0 * n / 50_000, "epochs": math.ceil(30 * 50_000 / n), "train_size": n,
+                      "evaluate_on": "validation", "evaluate_each_epoch": False}
+         for n in MORE_DATA_SIZES},
+        tuple(Row("final validation accuracy", f"n = {n}", "final validation_accuracy", book)
+              for n, book in zip(MORE_DATA_SIZES, MORE_DATA_BOOK)),
+        (Figure("more_data", "Validation accuracy (%) against training-set size", "validation_accuracy",
+                kind="by-size"),),
+    ),
+    Experiment(
+        "multiple-eta", "Chapter 3: training cost for η = 0.025, 0.25 and 2.5, [784, 30, 10], λ = 5.0", "multiple_eta",
+        {f"η = {eta}": {**CE, "eta": eta, "lmbda": 5.0, "monitor": ["training-cost"]} for eta in (0.025, 0.25, 2.5)},
+        (Row("final training cost", "η = 0.025", "final training_cost", "falls smoothly, slowly"),
+         Row("final training cost", "η = 0.25", "final training_cost", "falls, flattens after ~20 epochs"),
+         Row("final training cost", "η = 2.5", "final training_cost", "oscillates, stays high")),
+        (Figure("multiple_eta", "Cost on the training data", "training_cost"),),
+    ),
+    Experiment(
+        "early-stopping", "Chapter 3: no-improvement-in-10 early stopping, [784, 100, 10]", "-",
+        {"no-improvement-in-10": {**CE, "hidden": [100], "lmbda": 5.0, "evaluate_on": "validation",
+                                  "epochs": 200, "early_stopping": 10}},
+        (Row("best validation accuracy", "no-improvement-in-10", "best validation_accuracy", None),
+         Row("epochs trained", "no-improvement-in-10", "epochs", None),
+         Row("test accuracy of the kept weights", "no-improvement-in-10", "kept test_accuracy", None)),
+    ),
+    Experiment(
+        "eta-schedule", "Chapter 3: halve η after 10 epochs without improvement, stop at η/128, [784, 100, 10]", "-",
+        {"halve-on-plateau": {**CE, "hidden": [100], "lmbda": 5.0, "evaluate_on": "validation", "epochs": 300,
+                              "schedule": "halve-on-plateau", "patience": 10}},
+        (Row("best validation accuracy", "halve-on-plateau", "best validation_accuracy", None),
+         Row("epochs trained", "halve-on-plateau", "epochs", None),
+         Row("test accuracy of the kept weights", "halve-on-plateau", "kept test_accuracy", None)),
+    ),
+    Experiment(
+        "dropout", "Chapter 3: dropout (p = 0.5) on [784, 100, 10] and a wider [784, 400, 10], 60 epochs", "-",
+        {label: {**CE, "init": "normalized", "lmbda": 5.0, "epochs": 60, "hidden": [h], "dropout": p}
+         for label, h, p in (("[784, 100, 10]", 100, 0.0), ("[784, 100, 10] dropout", 100, 0.5),
+                             ("[784, 400, 10]", 400, 0.0), ("[784, 400, 10] dropout", 400, 0.5))},
+        (Row("best test accuracy", "[784, 100, 10]", "best test_accuracy", None),
+         Row("best test accuracy", "[784, 100, 10] dropout", "best test_accuracy", None),
+         Row("best test accuracy", "[784, 400, 10]", "best test_accuracy", "98.4 (Hinton et al., larger nets)"),
+         Row("best test accuracy", "[784, 400, 10] dropout", "best test_accuracy", "98.7 (Hinton et al., larger nets)")),
+    ),
+    Experiment(
+        "expanded", "Chapter 3: the 250,000-image one-pixel-shift expansion against the plain 50,000", "-",
+        {"50,000 images": {**CE, "hidden": [100], "init": "normalized", "lmbda": 5.0},
+         "250,000 shifted images": {**CE, "hidden": [100], "init": "normalized", "lmbda": 5.0, "data": "shifted"}},
+        (Row("best test accuracy", "50,000 images", "best test_accuracy", None),
+         Row("best test accuracy", "250,000 shifted images", "best test_accuracy", None)),
+    ),
+    Experiment(
+        "elastic", "Chapter 3: [784, 800, 10] with fresh elastic distortions every epoch, 30 minutes", "-",
+        {"[784, 800, 10] elastic": {**CE, "hidden": [800], "init": "normalized", "eta": 0.1, "lmbda": 1.0,
+                                    "augment": "elastic", "epochs": 1000, "time_limit": 30.0,
+                                    "evaluate_on": "validation", "schedule": "halve-on-plateau", "patience": 8}},
+        (Row("test accuracy of the kept weights", "[784, 800, 10] elastic", "kept test_accuracy",
+             "99.3 (Simard et al.)"),),
+        long=True,
+    ),
+)}
+
+
+def get_experiment(name: str) -> Experiment:
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise ConfigError(f"unknown experiment {name!r}; 'nndl experiment list' shows them") from None
+
+
+# -- running ---------------------------------------------------------------------------------
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+class DataCache:
+    """MNIST (and the expanded sets experiments need), loaded once per run of the runner."""
+
+    def __init__(self, data_dir: str | None, work_dir: Path, quick: bool):
+        self.data_dir, self.work_dir, self.quick = data_dir, work_dir, quick
+        self.loaded: dict[str | None, Any] = {}
+
+    def folder(self, name: str | None) -> str | None:
+        if name != "shifted":
+            return name
+        from .augmentation import expand_dataset
+
+        target = self.work_dir / ("shifted-quick" if self.quick else "shifted")
+        if not target.exists():
+            expand_dataset(self.data_dir, target, train_size=1_000 if self.quick else None)
+        return str(target)
+
+    def get(self, recipe: Recipe):
+        key = recipe.data
+        if key not in self.loaded:
+            self.loaded[key] = load_recipe_data(recipe.replace(train_size=None, data=self.folder(key)),
+                                                self.data_dir)
+        return self.loaded[key]
+
+
+def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 3, quick: bool = False,
+                   data_dir: str | None = None, log: Callable[[str], None] = print,
+                   cache: DataCache | None = None) -> dict[str, Any]:
+    """Run every run of ``experiment`` for seeds 1…``seeds``; write histories, figures and report.md."""
+    out = Path(out_dir) / experiment.name
+    out.mkdir(parents=True, exist_ok=True)
+    cache = cache or DataCache(data_dir, Path(out_dir) / "_data", quick)
+    results: dict[str, list[dict[str, Any]]] = {}
+    started = time.perf_counter()
+    for label, recipe in experiment.recipes(quick).items():
+        mnist = cache.get(recipe)
+        for seed in range(1, seeds + 1):
+            network, summary = run_recipe(recipe, mnist, seed)
+            summary["kept"] = {f"{d.name}_accuracy": evaluate(network, Monitor(d))[f"{d.name}_accuracy"]
+                               for d in (mnist.validation, mnist.test)}
+            summary["run"] = label
+            write_bytes_atomically(out / f"history-{slug(label)}-seed{seed}.json", json.dumps(summary).encode())
+            results.setdefault(label, []).append(summary)
+            log(f"{experiment.name}: {label}, seed {seed}: best {recipe.evaluate_on} accuracy "
+                f"{100 * summary['best']['accuracy']:.2f}% ({summary['seconds']:.1f} s)")
+    figures = [draw_figure(experiment, figure, results, out) for figure in experiment.figures]
+    outcome = {"experiment": experiment.name, "quick": quick, "seeds": seeds,
+               "seconds": time.perf_counter() - started, "rows": report_rows(experiment, results),
+               "figures": figures}
+    write_bytes_atomically(out / "report.md", experiment_report(experiment, outcome).encode("utf-8"))
+    write_bytes_atomically(out / "results.json", json.dumps(outcome).encode("utf-8"))
+    return outcome
+
+
+def measure(summary: dict[str, Any], measure: str) -> float:
+    """One number from a run's summary, as a Row's ``measure`` names it (accuracies in %)."""
+    if measure == "epochs":
+        return float(len(summary["history"]))
+    how, key = measure.split(" ", 1)
+    scale = 100.0 if key.endswith("accuracy") else 1.0
+    if how == "kept":
+        return scale * summary["kept"][key]
+    records = [r for r in summary["history"] if key in r]
+    if not records:
+        raise ConfigError(f"{key} was not recorded; add it to the run's monitor settings")
+    if how == "best":
+        return scale * max(r[key] for r in records)
+    if how == "final":
+        return scale * records[-1][key]
+    if how == "first":
+        return scale * records[0][key]
+    if how == "epoch-of-best":
+        return float(max(records, key=lambda r: r[key])["epoch"])
+    if how == "epoch-of-min":
+        return float(min(records, key=lambda r: r[key])["epoch"])
+    raise ConfigError(f"unknown measure {measure!r}")
+
+
+def report_rows(experiment: Experiment, results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each row's book value beside nndl's per-seed values, their best and mean."""
+    rows = []
+    for row in experiment.rows:
+        values = [measure(summary, row.measure) for summary in results[row.run]]
+        better = min if row.measure.startswith(("epoch-of-min", "final training_cost")) else max
+        rows.append({"label": row.label, "run": row.run, "measure": row.measure, "book": row.book,
+                     "values": values, "best": better(values), "mean": statistics.mean(values)})
+    return rows
+
+
+def draw_figure(experiment: Experiment, figure: Figure, results: dict[str, list[dict[str, Any]]],
+                out: Path) -> dict[str, Any]:
+    """Draw one figure from the first seed of each run; returns its name, file and series ranges."""
+    from .plots import plot_series
+
+    runs = figure.runs or tuple(results)
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    if figure.kind == "by-size":
+        key = figure.metric
+        points = sorted((results[r][0]["settings"]["data"]["train_size"], measure(results[r][0], f"final {key}"))
+                        for r in runs)
+        series["nndl"] = ([p[0] for p in points], [p[1] for p in points])
+        plot_series(series, out / f"{figure.name}.png", figure.title, "training images", "accuracy (%)",
+                    xlog=True, markers=True)
+    else:
+        full = experiment.recipes()
+        for run in runs:
+            summary = results[run][0]
+            planned, ran = full[run].epochs, len(summary["history"])
+            start, stop = figure.epochs or (0, planned)
+            start, stop = start * ran // planned, -(-stop * ran // planned)  # the same share of a shorter run
+            for key in figure.metric.split(","):
+                scale = 100.0 if key.endswith("accuracy") else 1.0
+                chosen = [r for r in summary["history"][start:stop] if key in r]
+                name = run if len(figure.metric.split(",")) == 1 else f"{run}: {key.split('_')[0]}"
+                series[name] = ([r["epoch"] for r in chosen], [scale * r[key] for r in chosen])
+        ylabel = "accuracy (%)" if figure.metric.endswith("accuracy") else "cost"
+        plot_series(series, out / f"{figure.name}.png", figure.title, "epoch", ylabel)
+    return {"name": figure.name, "file": f"{figure.name}.png",
+            "series": {k: {"first": x[0], "last": x[-1], "points": len(x)} for k, (x, _) in series.items() if x}}
+
+
+def format_value(value: float | str | None, measure: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if measure.startswith(("epoch", "epochs")) or measure == "epochs":
+        return f"{value:.0f}"
+    return f"{value:.2f}" + ("%" if "accuracy" in measure or not measure else "")
+
+
+def experiment_report(experiment: Experiment, outcome: dict[str, Any], figure_dir: str = "") -> str:
+    """The Markdown report of one experiment (figures linked from ``figure_dir``)."""
+    lines = [f"## {experiment.name}: {experiment.title}", ""]
+    if outcome["quick"]:
+        lines += ["*Quick form: a few epochs on at most 1,000 images. These numbers check the pipeline; "
+                  "they are not comparable with the book's.*", ""]
+    lines += [f"Book figure: {experiment.book_figure}. Seeds: {outcome['seeds']}. "
+              f"Wall time: {outcome['seconds']:.0f} s.", ""]
+    lines += ["| run | measure | book | nndl best of seeds | nndl mean | per seed |", "|---|---|---|---|---|---|"]
+    for row in outcome["rows"]:
+        per_seed = " / ".join(format_value(v, row["measure"]) for v in row["values"])
+        lines.append(f"| {row['run']} | {row['label']} | {format_value(row['book'], row['measure'])} | "
+                     f"{format_value(row['best'], row['measure'])} | {format_value(row['mean'], row['measure'])} | "
+                     f"{per_seed} |")
+    if experiment.note:
+        lines += ["", experiment.note]
+    if outcome["figures"]:
+        lines += [""] + [f"![{f['name']}]({figure_dir}{f['file']})" for f in outcome["figures"]]
+    return "\n".join(lines) + "\n"
+
+
+def run_all(out_dir: str | Path, *, seeds: int = 3, quick: bool = False, data_dir: str | None = None,
+            include_long: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Run every experiment (the long ones only if asked) and write one report.md for them all."""
+    cache = DataCache(data_dir, Path(out_dir) / "_data", quick)
+    started = time.perf_counter()
+    sections = []
+    for experiment in EXPERIMENTS.values():
+        if experiment.long and not include_long:
+            continue
+        outcome = run_experiment(experiment, out_dir, seeds=seeds, quick=quick, data_dir=data_dir, log=log,
+                                 cache=cache)
+        sections.append(experiment_report(experiment, outcome, figure_dir=f"{experiment.name}/"))
+    total = time.perf_counter() - started
+    header = [f"# nndl: the book's experiments, {'quick form' if quick else 'full runs'}", "",
+              f"{len(sections)} experiments, {seeds} seed(s) each, {total / 60:.1f} minutes in all.", ""]
+    path = Path(out_dir) / "report.md"
+    write_bytes_atomically(path, ("\n".join(header) + "\n" + "\n".join(sections)).encode("utf-8"))
+    return path

@@ -1,0 +1,123 @@
+"""The book's experiments as data: every one runs in quick form, writes JSON, PNGs and a report."""
+
+import json
+import re
+
+import pytest
+
+from nndl.cli import main
+from nndl.errors import ConfigError
+from nndl.experiments import EXPERIMENTS, Experiment, Row, measure, run_all
+from nndl.recipes import Recipe
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, mnist_dir):
+    out = tmp_path_factory.mktemp("experiments")
+    report = run_all(out, seeds=1, quick=True, data_dir=str(mnist_dir), log=lambda message: None)
+    return out, report
+
+
+@pytest.mark.parametrize("name", [name for name, e in EXPERIMENTS.items() if not e.long])
+def test_every_experiment_runs_in_quick_form(quick_run, name):
+    out, _ = quick_run
+    experiment = EXPERIMENTS[name]
+    folder = out / name
+    histories = sorted(folder.glob("history-*.json"))
+    assert len(histories) == len(experiment.runs)  # one seed in quick form
+    for path in histories:
+        summary = json.loads(path.read_text())
+        assert summary["history"] and summary["run"] in experiment.runs
+        assert Recipe.from_dict(summary["settings"]["recipe"])  # the recipe it ran is recorded, and valid
+    for figure in experiment.figures:
+        png = (folder / f"{figure.name}.png").read_bytes()
+        assert png.startswith(PNG_MAGIC) and len(png) > 5_000
+    report = (folder / "report.md").read_text()
+    results = json.loads((folder / "results.json").read_text())
+    assert [r["book"] for r in results["rows"]] == [row.book for row in experiment.rows]
+    for row in experiment.rows:
+        line = next(l for l in report.splitlines() if l.startswith(f"| {row.run} | {row.label} |"))
+        book_cell = line.split("|")[3].strip()
+        expected = "-" if row.book is None else row.book if isinstance(row.book, str) else f"{row.book:.2f}"
+        assert book_cell.startswith(expected)
+
+
+def test_the_combined_report_has_every_experiment(quick_run):
+    out, report = quick_run
+    text = report.read_text()
+    for name, experiment in EXPERIMENTS.items():
+        assert (f"## {name}:" in text) != experiment.long
+    for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text):
+        assert (out / link).is_file()
+
+
+def test_overfitting_draws_four_figures_over_the_right_epochs(quick_run):
+    out, _ = quick_run
+    figures = {f["name"]: f["series"]["1,000 images"]
+               for f in json.loads((out / "overfitting" / "results.json").read_text())["figures"]}
+    # quick form: 8 epochs stand for the book's 400, so epochs 200-399 become 4-7
+    assert figures["overfitting1"] == {"first": 4, "last": 7, "points": 4}
+    assert figures["overfitting2"] == {"first": 4, "last": 7, "points": 4}
+    assert figures["overfitting3"] == {"first": 0, "last": 7, "points": 8}
+    assert figures["overfitting4"] == {"first": 0, "last": 7, "points": 8}
+
+
+def test_more_data_is_one_point_per_training_set_size(quick_run):
+    out, _ = quick_run
+    figure = json.loads((out / "more-data" / "results.json").read_text())["figures"][0]
+    assert figure["series"]["nndl"]["points"] == 9
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"epoch": 3}, "unknown setting 'epoch'; known settings: "),
+        ({"eta": -1.0}, "eta -1.0: the learning rate must be a positive number"),
+        ({"cost": "hinge"}, "unknown cost 'hinge'"),
+        ({"monitor": ["training-loss"]}, "monitor 'training-loss'"),
+        ({"augment": "melt=2"}, "unknown distortion 'melt'"),
+    ],
+)
+def test_a_broken_recipe_is_refused(settings, message):
+    experiment = Experiment("broken", "a broken one", "-", {"run": settings}, (Row("x", "run", "best test_accuracy"),))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        experiment.recipes()
+
+
+def test_measures():
+    summary = {"history": [{"epoch": 0, "test_accuracy": 0.5, "test_cost": 2.0},
+                           {"epoch": 1, "test_accuracy": 0.7, "test_cost": 1.0},
+                           {"epoch": 2, "test_accuracy": 0.6, "test_cost": 1.5}],
+               "kept": {"test_accuracy": 0.65}}
+    assert measure(summary, "best test_accuracy") == 70.0
+    assert measure(summary, "final test_accuracy") == 60.0
+    assert measure(summary, "first test_accuracy") == 50.0
+    assert measure(summary, "kept test_accuracy") == 65.0
+    assert measure(summary, "epoch-of-best test_accuracy") == 1
+    assert measure(summary, "epoch-of-min test_cost") == 1
+    assert measure(summary, "epochs") == 3
+    with pytest.raises(ConfigError, match="training_cost was not recorded"):
+        measure(summary, "best training_cost")
+
+
+def test_cli_experiment_list_run_and_plot(capsys, mnist_dir, tmp_path):
+    assert main(["experiment", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in EXPERIMENTS)
+    assert main(["experiment", "run", "multiple-eta", "--quick", "--out", str(tmp_path), "--data", str(mnist_dir)]) == 0
+    capsys.readouterr()
+    history = next((tmp_path / "multiple-eta").glob("history-*.json"))
+    assert main(["plot", str(history), "--out", str(tmp_path / "plots")]) == 0
+    for kind in ("accuracy", "cost"):
+        assert (tmp_path / "plots" / f"{history.stem}-{kind}.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_cli_refuses_unknown_experiments_and_bad_histories(capsys, tmp_path):
+    assert main(["experiment", "run", "chapter9"]) == 2
+    assert "unknown experiment 'chapter9'" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"history": 3}')
+    assert main(["plot", str(bad)]) == 2
+    assert "no per-epoch history" in capsys.readouterr().err
