@@ -327,10 +327,18 @@ def report_rows(experiment: Experiment, results: dict[str, list[dict[str, Any]]]
     rows = []
     for row in experiment.rows:
         values = [measure(summary, row.measure) for summary in results[row.run]]
-        better = min if row.measure.startswith(("epoch-of-min", "final training_cost")) else max
         rows.append({"label": row.label, "run": row.run, "measure": row.measure, "book": row.book,
-                     "values": values, "best": better(values), "mean": statistics.mean(values)})
+                     "values": values, "best": best_of(row.measure, values), "mean": statistics.mean(values)})
     return rows
+
+
+def best_of(measure_name: str, values: list[float]) -> float | None:
+    """The best seed's value: the highest accuracy, the lowest cost; epochs have no best."""
+    if measure_name.endswith("accuracy"):
+        return max(values)
+    if measure_name.endswith("cost"):
+        return min(values)
+    return None
 
 
 def draw_figure(experiment: Experiment, figure: Figure, results: dict[str, list[dict[str, Any]]],

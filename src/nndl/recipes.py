@@ -20,7 +20,7 @@ from .data import MNIST, load_mnist
 from .errors import ConfigError
 from .network import Network, check_sizes
 from .schedules import EarlyStopping, HalveOnPlateau, TimeLimit
-from .training import Callback, History, Monitor, TrainingConfig, check_data_fits, train
+from .training import Callback, History, Monitor, TrainingConfig, check_data_fits, evaluate, train
 
 MONITOR_CHOICES = ("training-cost", "training-accuracy", "evaluation-cost", "evaluation-accuracy")
 
@@ -153,8 +153,6 @@ def run_recipe(recipe: Recipe, mnist: MNIST, seed: int, callbacks: Sequence[Call
                     callbacks=[*recipe.callbacks(), *callbacks], augmentation=augmentation,
                     augment_workers=recipe.augment_workers, blas_thread_limit=blas_thread_limit)
     if not recipe.evaluate_each_epoch:
-        from .training import evaluate
-
         final = history.epochs[-1]
         for monitor in monitors:
             final.update(evaluate(network, monitor, recipe.training_config(seed).regularization,
