@@ -24,14 +24,14 @@ from .data import load_mnist
 from .errors import NndlError
 from .experiments import EXPERIMENTS, get_experiment, run_all, run_experiment
 from .files import atomic_output
-from .plots import plot_history
 from .gradcheck import TOLERANCE, check_all
 from .initializers import INITIALIZERS
 from .io import load_model, save_model
 from .network import Network
+from .plots import plot_history
+from .recipes import MONITOR_CHOICES, Recipe, run_recipe
 from .reporting import EpochPrinter, ProgressBar
 from .rng import fresh_seed
-from .recipes import MONITOR_CHOICES, Recipe, run_recipe
 from .schedules import SCHEDULES
 from .training import BACKPROP_MODES, Callback, Monitor, check_data_fits, evaluate
 

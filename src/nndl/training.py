@@ -62,7 +62,7 @@ class TrainingConfig:
             raise ConfigError(f"momentum {self.momentum}: the coefficient μ must be in [0, 1)")
         if self.backprop not in BACKPROP_MODES:
             raise ConfigError(f"backprop {self.backprop!r}: choose from {', '.join(BACKPROP_MODES)}")
-        self.regularization  # validates λ
+        Regularization(l2=self.lmbda, l1=self.l1)  # raises ConfigError for a negative λ
 
     @property
     def regularization(self) -> Regularization:
