@@ -277,6 +277,11 @@ def build_parser() -> Parser:
     return parser
 
 
+def plural(count: int, noun: str) -> str:
+    """'1 epoch', '30 epochs'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def say(args: argparse.Namespace, message: str) -> None:
     """Print ``message`` unless --quiet."""
     if not getattr(args, "quiet", False):
@@ -330,7 +335,7 @@ def run_train(args: argparse.Namespace) -> int:
         settings.append(f"distortions {args.augment}")
     say(args, f"Training {d['sizes']} ({d['activation']} neurons, {d['output_activation']} outputs, "
               f"{d['cost']} cost, {d['init']} init, {d['dtype']}) on {len(mnist.training)} images from "
-              f"{mnist.source}: {', '.join(settings)}, {config.epochs} epochs, seed {seed}")
+              f"{mnist.source}: {', '.join(settings)}, {plural(config.epochs, 'epoch')}, seed {seed}")
     if threads is not None and not blas_available():
         say(args, "(install threadpoolctl to limit BLAS threads: pip install 'nndl[cli]')")
     network, summary = run_recipe(recipe, mnist, seed, display_callbacks(args.quiet), blas_thread_limit=threads)
@@ -340,7 +345,7 @@ def run_train(args: argparse.Namespace) -> int:
     best, final, name = summary["best"], summary["final"], recipe.evaluate_on
     kept = " (the weights kept are the best epoch's)" if args.schedule or args.early_stopping else ""
     say(args, f"Best {name} accuracy {100 * best['accuracy']:.2f}% at epoch {best['epoch']}; "
-              f"final {100 * final['accuracy']:.2f}%; {len(summary['history'])} epochs in "
+              f"final {100 * final['accuracy']:.2f}%; {plural(len(summary['history']), 'epoch')} in "
               f"{summary['seconds']:.1f} s{kept}")
     if args.save:
         network.metadata = {k: summary[k] for k in ("settings", "history", "best", "final")}
