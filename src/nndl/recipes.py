@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .augmentation import parse_distortion
+from .blas import DEFAULT_BLAS_THREADS
 from .data import MNIST, load_mnist
 from .errors import ConfigError
 from .network import Network, check_sizes
@@ -134,7 +135,7 @@ def load_recipe_data(recipe: Recipe, data_dir: str | None = None) -> MNIST:
 
 
 def run_recipe(recipe: Recipe, mnist: MNIST, seed: int, callbacks: Sequence[Callback] = (),
-               blas_thread_limit: int | None = 1) -> tuple[Network, dict[str, Any]]:
+               blas_thread_limit: int | None = DEFAULT_BLAS_THREADS) -> tuple[Network, dict[str, Any]]:
     """Train the recipe's network on ``mnist`` with ``seed``; return it and a JSON-ready summary.
 
     The summary holds the settings, the per-epoch history, the best and final
