@@ -16,7 +16,7 @@ import numpy as np
 
 from .costs import COSTS
 from .errors import ConfigError, ModelFileError
-from .files import write_bytes_atomically
+from .files import read_json, write_bytes_atomically
 from .network import Network
 
 BOOK_COSTS = {cost.book_name: name for name, cost in COSTS.items() if cost.book_name}
@@ -46,12 +46,7 @@ def save_network2_json(network: Network, path: str | os.PathLike) -> Path:
 def load_network2_json(path: str | os.PathLike) -> Network:
     """Load a model saved by the book's network2.py (``Network.save``) as a float64 nndl Network."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: not a network2.py JSON model ({exc})") from None
+    data = read_json(path, "a network2.py JSON model", ModelFileError)
     if not isinstance(data, dict) or not {"sizes", "weights", "biases", "cost"} <= data.keys():
         raise ModelFileError(f"{path}: a network2.py model needs the keys sizes, weights, biases and cost")
     if data["cost"] not in BOOK_COSTS:

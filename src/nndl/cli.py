@@ -23,7 +23,7 @@ from .costs import COSTS
 from .data import load_mnist
 from .errors import NndlError
 from .experiments import EXPERIMENTS, get_experiment, run_all, run_experiment
-from .files import atomic_output
+from .files import atomic_output, read_json
 from .gradcheck import TOLERANCE, check_all
 from .initializers import INITIALIZERS
 from .io import load_model, save_model
@@ -428,12 +428,7 @@ def run_experiment_command(args: argparse.Namespace) -> int:
 
 def run_plot(args: argparse.Namespace) -> int:
     path = Path(args.history)
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NndlError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NndlError(f"{path}: not a JSON history ({exc})") from None
+    summary = read_json(path, "a JSON history")
     if not isinstance(summary, dict):
         raise NndlError(f"{path}: expected a JSON object with a 'history' list")
     written = plot_history(summary, args.out or path.parent, stem=path.stem)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from .errors import NndlError
 
 
 def write_bytes_atomically(path: Path, payload: bytes) -> None:
@@ -49,3 +53,13 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def read_json(path: Path, what: str, error: type[NndlError] = NndlError) -> Any:
+    """The parsed contents of a JSON file, or ``error`` saying the file is missing or is not ``what``."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: not {what} ({exc})") from None
