@@ -68,6 +68,7 @@ def test_more_data_is_one_point_per_training_set_size(quick_run):
     out, _ = quick_run
     figure = json.loads((out / "more-data" / "results.json").read_text())["figures"][0]
     assert figure["series"]["nndl"]["points"] == 9
+    assert figure["series"]["book"] == {"first": 100, "last": 50_000, "points": 9}  # the book's curve beside it
 
 
 @pytest.mark.parametrize(

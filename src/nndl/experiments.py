@@ -350,9 +350,13 @@ def draw_figure(experiment: Experiment, figure: Figure, results: dict[str, list[
     series: dict[str, tuple[list[float], list[float]]] = {}
     if figure.kind == "by-size":
         key = figure.metric
-        points = sorted((results[r][0]["settings"]["data"]["train_size"], measure(results[r][0], f"final {key}"))
-                        for r in runs)
+        size = {r: results[r][0]["settings"]["data"]["train_size"] for r in runs}
+        points = sorted((size[r], measure(results[r][0], f"final {key}")) for r in runs)
         series["nndl"] = ([p[0] for p in points], [p[1] for p in points])
+        book = sorted((size[row.run], row.book) for row in experiment.rows
+                      if row.run in size and isinstance(row.book, (int, float)))
+        if book:  # the book's own numbers, where it gives them
+            series["book"] = ([p[0] for p in book], [p[1] for p in book])
         plot_series(series, out / f"{figure.name}.png", figure.title, "training images", "accuracy (%)",
                     xlog=True, markers=True)
     else:
