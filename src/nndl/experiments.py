@@ -347,10 +347,11 @@ def draw_figure(experiment: Experiment, figure: Figure, results: dict[str, list[
     from .plots import plot_series
 
     runs = figure.runs or tuple(results)
+    full = experiment.recipes()  # as declared: a quick run still stands for its full recipe
     series: dict[str, tuple[list[float], list[float]]] = {}
     if figure.kind == "by-size":
         key = figure.metric
-        size = {r: results[r][0]["settings"]["data"]["train_size"] for r in runs}
+        size = {r: full[r].train_size or results[r][0]["settings"]["data"]["train_size"] for r in runs}
         points = sorted((size[r], measure(results[r][0], f"final {key}")) for r in runs)
         series["nndl"] = ([p[0] for p in points], [p[1] for p in points])
         book = sorted((size[row.run], row.book) for row in experiment.rows
@@ -360,7 +361,6 @@ def draw_figure(experiment: Experiment, figure: Figure, results: dict[str, list[
         plot_series(series, out / f"{figure.name}.png", figure.title, "training images", "accuracy (%)",
                     xlog=True, markers=True)
     else:
-        full = experiment.recipes()
         for run in runs:
             summary = results[run][0]
             planned, ran = full[run].epochs, len(summary["history"])
