@@ -33,7 +33,7 @@ from .recipes import MONITOR_CHOICES, Recipe, run_recipe
 from .reporting import EpochPrinter, ProgressBar
 from .rng import fresh_seed
 from .schedules import SCHEDULES
-from .training import BACKPROP_MODES, Callback, Monitor, check_data_fits, evaluate
+from .training import BACKPROP_MODES, Callback, Monitor, TrainingRun, check_data_fits, evaluate
 
 
 class Parser(argparse.ArgumentParser):
@@ -318,28 +318,35 @@ def display_callbacks(quiet: bool) -> list[Callback]:
     return callbacks
 
 
+class Announce(Callback):
+    """Print what is about to be trained, from the network and settings the run really uses."""
+
+    def __init__(self, args: argparse.Namespace, source: object, seed: int):
+        self.args, self.source, self.seed = args, source, seed
+
+    def on_train_begin(self, run: TrainingRun) -> None:
+        d, config = run.network.describe(), run.config
+        settings = [f"η={config.eta}", f"m={config.mini_batch_size}"]
+        settings += [f"{name}={value}" for name, value in (("λ", config.lmbda), ("λ1", config.l1),
+                                                           ("μ", config.momentum), ("dropout", d["dropout"])) if value]
+        if self.args.augment:
+            settings.append(f"distortions {self.args.augment}")
+        say(self.args, f"Training {d['sizes']} ({d['activation']} neurons, {d['output_activation']} outputs, "
+                       f"{d['cost']} cost, {d['init']} init, {d['dtype']}) on {run.optimizer.n} images from "
+                       f"{self.source}: "
+                       f"{', '.join(settings)}, {plural(config.epochs, 'epoch')}, seed {self.seed}")
+
+
 def run_train(args: argparse.Namespace) -> int:
     seed = fresh_seed() if args.seed is None else args.seed
     recipe = recipe_from_args(args)
     mnist = load_mnist(args.data, train_size=args.train_size)  # float32 pixels; the network casts each batch
-    network = recipe.network(mnist, seed)
-    for monitor in recipe.monitors(mnist):
-        check_data_fits(network, monitor.dataset)
     threads = args.blas_threads or None
-
-    d, config = network.describe(), recipe.training_config(seed)
-    settings = [f"η={config.eta}", f"m={config.mini_batch_size}"]
-    settings += [f"{name}={value}" for name, value in
-                 (("λ", config.lmbda), ("λ1", config.l1), ("μ", config.momentum), ("dropout", d["dropout"])) if value]
-    if args.augment:
-        settings.append(f"distortions {args.augment}")
-    say(args, f"Training {d['sizes']} ({d['activation']} neurons, {d['output_activation']} outputs, "
-              f"{d['cost']} cost, {d['init']} init, {d['dtype']}) on {len(mnist.training)} images from "
-              f"{mnist.source}: {', '.join(settings)}, {plural(config.epochs, 'epoch')}, seed {seed}")
     if threads is not None and not blas_available():
         say(args, "(install threadpoolctl to limit BLAS threads: pip install 'nndl[cli]')")
-    network, summary = run_recipe(recipe, mnist, seed, display_callbacks(args.quiet), blas_thread_limit=threads)
-    summary["settings"]["training"] = config.to_dict()
+    callbacks = [Announce(args, mnist.source, seed), *display_callbacks(args.quiet)]
+    network, summary = run_recipe(recipe, mnist, seed, callbacks, blas_thread_limit=threads)
+    summary["settings"]["training"] = recipe.training_config(seed).to_dict()
     summary["settings"]["blas_threads"] = threads
 
     best, final, name = summary["best"], summary["final"], recipe.evaluate_on
