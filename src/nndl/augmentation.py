@@ -25,8 +25,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .data import MNIST_FILES, VALIDATION_SIZE, read_split, resolve_data_dir
 from .errors import ConfigError, NndlError
 from .files import current_umask
+from .idx import IdxStream, write_idx
+from .rng import make_rng
 
 ELASTIC_ALPHA, ELASTIC_SIGMA = 34.0, 4.0  # Simard et al.'s values for 28×28 digits
 CHUNK = 5_000  # images distorted per SciPy call: bounds the temporary arrays to ~50 MB
@@ -255,8 +258,6 @@ def distorted_part(images: np.ndarray | None, distortion: Distortion, seed: int,
     result is the same however many workers share the parts. ``images`` None
     means the worker process's own copy.
     """
-    from .rng import make_rng
-
     images = _worker_images if images is None else images
     part = images[start : start + CHUNK]
     rng = make_rng(seed, "augment", epoch, start)
@@ -328,8 +329,6 @@ def expansion_blocks(images: np.ndarray, distortion: Distortion | None, copies: 
     ``distortion`` None gives the book's one-pixel shifts (4 versions); otherwise
     ``copies`` random distortions, seeded by (seed, copy, block start).
     """
-    from .rng import make_rng
-
     for start in range(0, len(images), EXPAND_CHUNK):
         chunk = images[start : start + EXPAND_CHUNK]
         if distortion is None:
@@ -356,9 +355,6 @@ def expand_dataset(source: str | os.PathLike | None, target: str | os.PathLike, 
     tests on the usual images. Files are streamed in blocks and written under a
     temporary folder that is renamed into place only when complete.
     """
-    from .data import MNIST_FILES, VALIDATION_SIZE, read_split, resolve_data_dir
-    from .idx import IdxStream, write_idx
-
     if distortion is not None:
         scipy_ndimage()
     if copies < 1:
@@ -400,8 +396,6 @@ def expand_dataset(source: str | os.PathLike | None, target: str | os.PathLike, 
 
 def preview_grid(images: np.ndarray, distortion: Distortion, copies: int, seed: int, scale: int = 3) -> np.ndarray:
     """A uint8 picture: one row per image (n, h, w), the original then ``copies`` distortions."""
-    from .rng import make_rng
-
     rng = make_rng(seed, "augment")
     columns = [images] + [distort(images, distortion, rng) for _ in range(copies)]
     n, h, w = images.shape

@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .augmentation import expand_dataset
+from .data import load_mnist
 from .errors import ConfigError
 from .files import write_bytes_atomically
-from .recipes import Recipe, load_recipe_data, run_recipe
+from .plots import plot_series
+from .recipes import Recipe, run_recipe
 from .training import Monitor, evaluate
 
 
@@ -254,8 +257,6 @@ class DataCache:
     def folder(self, name: str | None) -> str | None:
         if name != "shifted":
             return name
-        from .augmentation import expand_dataset
-
         target = self.work_dir / ("shifted-quick" if self.quick else "shifted")
         if not target.exists():
             expand_dataset(self.data_dir, target, train_size=1_000 if self.quick else None)
@@ -264,8 +265,7 @@ class DataCache:
     def get(self, recipe: Recipe):
         key = recipe.data
         if key not in self.loaded:
-            self.loaded[key] = load_recipe_data(recipe.replace(train_size=None, data=self.folder(key)),
-                                                self.data_dir)
+            self.loaded[key] = load_mnist(self.folder(key) or self.data_dir)
         return self.loaded[key]
 
 
@@ -344,8 +344,6 @@ def best_of(measure_name: str, values: list[float]) -> float | None:
 def draw_figure(experiment: Experiment, figure: Figure, results: dict[str, list[dict[str, Any]]],
                 out: Path) -> dict[str, Any]:
     """Draw one figure from the first seed of each run; returns its name, file and series ranges."""
-    from .plots import plot_series
-
     runs = figure.runs or tuple(results)
     full = experiment.recipes()  # as declared: a quick run still stands for its full recipe
     series: dict[str, tuple[list[float], list[float]]] = {}

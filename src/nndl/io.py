@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .book_format import load_network2_json
 from .errors import ConfigError, ModelFileError
 from .files import atomic_output
 from .network import Network
@@ -102,8 +103,6 @@ def load_model(path: str | os.PathLike) -> Network:
     """
     path = Path(path)
     if path.suffix == ".json":
-        from .book_format import load_network2_json
-
         return load_network2_json(path)
     arrays = read_arrays(path)
     metadata = parse_metadata(path, arrays)

@@ -58,10 +58,11 @@ def history_series(history: list[dict[str, Any]], kind: str) -> Series:
     """Every '<dataset>_<kind>' column of a history as a series over epochs (accuracy in %)."""
     keys = sorted({k for record in history for k in record if k.endswith("_" + kind)})
     scale = 100.0 if kind == "accuracy" else 1.0
-    return {
-        key.rsplit("_", 1)[0]: ([r["epoch"] for r in history if key in r], [scale * r[key] for r in history if key in r])
-        for key in keys
-    }
+    series: Series = {}
+    for key in keys:
+        recorded = [r for r in history if key in r]
+        series[key.rsplit("_", 1)[0]] = ([r["epoch"] for r in recorded], [scale * r[key] for r in recorded])
+    return series
 
 
 def plot_history(summary: dict[str, Any], out_dir: str | os.PathLike, stem: str = "history") -> list[Path]:

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from . import __version__
 from .augmentation import parse_distortion
 from .blas import DEFAULT_BLAS_THREADS
-from .data import MNIST, load_mnist
+from .data import MNIST
 from .errors import ConfigError
 from .network import Network, check_sizes
 from .schedules import EarlyStopping, HalveOnPlateau, TimeLimit
@@ -127,11 +127,6 @@ class Recipe:
         if self.time_limit:
             callbacks.append(TimeLimit(self.time_limit))
         return callbacks
-
-
-def load_recipe_data(recipe: Recipe, data_dir: str | None = None) -> MNIST:
-    """The datasets a recipe trains and evaluates on (its own folder, else ``data_dir``)."""
-    return load_mnist(recipe.data or data_dir, train_size=recipe.train_size)
 
 
 def run_recipe(recipe: Recipe, mnist: MNIST, seed: int, callbacks: Sequence[Callback] = (),

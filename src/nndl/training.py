@@ -13,10 +13,11 @@ import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from .augmentation import DistortedEpochs, Distortion
 from .blas import DEFAULT_BLAS_THREADS, blas_threads
 from .data import Dataset
 from .errors import ConfigError
@@ -24,9 +25,6 @@ from .network import Network
 from .optimizer import SGD
 from .regularization import Regularization
 from .rng import fresh_seed, make_rng
-
-if TYPE_CHECKING:
-    from .augmentation import Distortion
 
 BACKPROP_MODES = ("matrix", "per-example")
 
@@ -184,7 +182,7 @@ def train(
     evaluation: Sequence[Monitor | Dataset] = (),
     monitor_cost: bool = False,
     callbacks: Sequence[Callback] = (),
-    augmentation: "Distortion | None" = None,
+    augmentation: Distortion | None = None,
     augment_workers: int = 2,
     blas_thread_limit: int | None = DEFAULT_BLAS_THREADS,
 ) -> History:
@@ -195,7 +193,8 @@ def train(
     says which), and the record goes to the history and to the callbacks. With
     an ``augmentation`` (:class:`nndl.augmentation.Distortion`), every epoch
     trains on fresh random distortions of the training images, prepared by
-    ``augment_workers`` processes (0: in this one). BLAS runs with ``blas_thread_limit`` threads (None: unchanged).
+    ``augment_workers`` processes (0: in this one). BLAS runs with
+    ``blas_thread_limit`` threads (None: unchanged).
     """
     monitors = [m if isinstance(m, Monitor) else Monitor(m, accuracy=True, cost=monitor_cost) for m in evaluation]
     for dataset in (training_data, *(m.dataset for m in monitors)):
@@ -207,16 +206,12 @@ def train(
     gradient = network.backprop if config.backprop == "matrix" else network.backprop_per_example
     optimizer = SGD(network, config.eta, n, config.momentum, config.regularization)
     run = TrainingRun(network, config, optimizer, n_batches=-(-n // m))
-    distorted = None
-    if augmentation is not None:
-        from .augmentation import DistortedEpochs
-
-        seed = fresh_seed() if config.seed is None else config.seed
-        distorted = DistortedEpochs(images, augmentation, seed, augment_workers)
 
     with blas_threads(blas_thread_limit), contextlib.ExitStack() as cleanup:
-        if distorted is not None:
-            cleanup.callback(distorted.close)
+        distorted = None
+        if augmentation is not None:
+            seed = fresh_seed() if config.seed is None else config.seed
+            distorted = cleanup.enter_context(DistortedEpochs(images, augmentation, seed, augment_workers))
         for callback in callbacks:
             callback.on_train_begin(run)
         for epoch in range(config.epochs):
