@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from nndl.augmentation import distort_rows, parse_distortion
-from nndl.data import load_mnist
+from nndl.data.distortions import distort_rows, parse_distortion
+from nndl.data.mnist import load_mnist
 from nndl.network import Network
 from nndl.training import TrainingConfig, train
 

@@ -24,7 +24,7 @@ from typing import Iterator
 
 import numpy as np
 
-from nndl.data import Dataset, load_mnist
+from nndl.data.mnist import Dataset, load_mnist
 from nndl.network import Network
 from nndl.training import TrainingConfig, train
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nndl.data import MNIST_FILES, load_mnist
-from nndl.idx import write_idx
+from nndl.data.mnist import MNIST_FILES, load_mnist
+from nndl.data.idx import write_idx
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nndl.augmentation import (
+from nndl.data.distortions import (
     DistortedEpochs,
     Distortion,
     distort,
@@ -17,10 +17,10 @@ from nndl.augmentation import (
     smooth_fields,
     transform_coordinates,
 )
-from nndl.cli import main
-from nndl.data import Dataset, load_mnist
+from nndl.app.cli import main
+from nndl.data.mnist import Dataset, load_mnist
 from nndl.errors import ConfigError
-from nndl.idx import IdxStream, read_idx
+from nndl.data.idx import IdxStream, read_idx
 from nndl.network import Network
 from nndl.training import Callback, TrainingConfig, train
 
@@ -90,7 +90,7 @@ def test_expand_refuses_a_used_folder_and_leaves_nothing_when_interrupted(fake_m
     def broken(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("nndl.augmentation.distort", broken)
+    monkeypatch.setattr("nndl.data.distortions.distort", broken)
     with pytest.raises(KeyboardInterrupt):
         expand_dataset(fake_mnist_dir, tmp_path / "new", distortion=Distortion(rotate=5))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fake", "used"]

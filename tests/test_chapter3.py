@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from nndl.activations import ReLU, Sigmoid, Softmax, Tanh
-from nndl.book_format import load_network2_json, save_network2_json
+from nndl.files.network2 import load_network2_json, save_network2_json
 from nndl.costs import CrossEntropyCost, LogLikelihoodCost
-from nndl.data import Dataset
+from nndl.data.mnist import Dataset
 from nndl.errors import ConfigError, ModelFileError
-from nndl.io import load_model
+from nndl.files.models import load_model
 from nndl.network import Network
 from nndl.optimizer import SGD
 from nndl.regularization import Regularization

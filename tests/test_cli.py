@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nndl.cli import main
-from nndl.io import load_model
+from nndl.app.cli import main
+from nndl.files.models import load_model
 
 
 def run(capsys, *argv):

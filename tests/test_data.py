@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from conftest import write_fake_mnist
 
-from nndl.data import MNIST_FILES, load_mnist, one_hot
+from nndl.data.mnist import MNIST_FILES, load_mnist, one_hot
 from nndl.errors import ConfigError, DataError
-from nndl.idx import read_idx, write_idx
+from nndl.data.idx import read_idx, write_idx
 
 
 def test_known_facts_of_mnist(mnist, mnist_dir):

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from nndl.data import MNIST_FILES, cache_dir, load_mnist
+from nndl.data.mnist import MNIST_FILES, cache_dir, load_mnist
 from nndl.errors import DataError
 
 

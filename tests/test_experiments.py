@@ -5,10 +5,10 @@ import re
 
 import pytest
 
-from nndl.cli import main
+from nndl.app.cli import main
 from nndl.errors import ConfigError
-from nndl.experiments import EXPERIMENTS, Experiment, Row, measure, run_all
-from nndl.recipes import Recipe
+from nndl.runs.experiments import EXPERIMENTS, Experiment, Row, measure, run_all
+from nndl.runs.spec import Recipe
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

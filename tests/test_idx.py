@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nndl.errors import DataError
-from nndl.idx import idx_magic, parse_idx, read_idx, write_idx
+from nndl.data.idx import idx_magic, parse_idx, read_idx, write_idx
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32", "float64"])

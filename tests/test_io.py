@@ -5,9 +5,9 @@ import stat
 import numpy as np
 import pytest
 
-from nndl import io
+from nndl.files import models as io
 from nndl.errors import ModelFileError
-from nndl.io import load_model, save_model
+from nndl.files.models import load_model, save_model
 from nndl.network import Network
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nndl.data import Dataset
+from nndl.data.mnist import Dataset
 from nndl.errors import ConfigError
 from nndl.network import Network
 from nndl.optimizer import SGD

@@ -12,9 +12,9 @@ The main objects, as the book names them::
 
 __version__ = "0.1.0"
 
-from .data import MNIST, Dataset, load_mnist  # noqa: E402
+from .data.mnist import MNIST, Dataset, load_mnist  # noqa: E402
 from .errors import ConfigError, DataError, ModelFileError, NndlError  # noqa: E402
-from .io import load_model, save_model  # noqa: E402
+from .files.models import load_model, save_model  # noqa: E402
 from .network import Network  # noqa: E402
 from .training import Callback, History, TrainingConfig, train  # noqa: E402
 

@@ -17,9 +17,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .augmentation import DistortedEpochs, Distortion
-from .blas import DEFAULT_BLAS_THREADS, blas_threads
-from .data import Dataset
+from .data.distortions import DistortedEpochs, Distortion
+from .runs.blas import DEFAULT_BLAS_THREADS, blas_threads
+from .data.mnist import Dataset
 from .errors import ConfigError
 from .network import Network
 from .optimizer import SGD
@@ -191,7 +191,7 @@ def train(
     After each epoch every dataset in ``evaluation`` is scored (a plain Dataset
     gets its accuracy, and its cost too if ``monitor_cost``; a :class:`Monitor`
     says which), and the record goes to the history and to the callbacks. With
-    an ``augmentation`` (:class:`nndl.augmentation.Distortion`), every epoch
+    an ``augmentation`` (:class:`nndl.data.distortions.Distortion`), every epoch
     trains on fresh random distortions of the training images, prepared by
     ``augment_workers`` processes (0: in this one). BLAS runs with
     ``blas_thread_limit`` threads (None: unchanged).

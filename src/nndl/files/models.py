@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .book_format import load_network2_json
-from .errors import ConfigError, ModelFileError
-from .files import atomic_output
-from .network import Network
+from .. import __version__
+from .network2 import load_network2_json
+from ..errors import ConfigError, ModelFileError
+from .atomic import atomic_output
+from ..network import Network
 
 FORMAT = "nndl-model"
 FORMAT_VERSION = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from .training import Callback, TrainingRun
+from ..training import Callback, TrainingRun
 
 
 def format_epoch(record: dict[str, Any], show_eta: bool = False) -> str:

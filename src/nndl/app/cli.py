@@ -14,26 +14,26 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__
-from .activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
-from .augmentation import Distortion, expand_dataset, parse_distortion, preview_grid
-from .blas import DEFAULT_BLAS_THREADS, blas_available
-from .book_format import save_network2_json
-from .costs import COSTS
-from .data import load_mnist
-from .errors import NndlError
-from .experiments import EXPERIMENTS, get_experiment, run_all, run_experiment
-from .files import atomic_output, read_json
-from .gradcheck import TOLERANCE, check_all
-from .initializers import INITIALIZERS
-from .io import load_model, save_model
-from .network import Network
-from .plots import plot_history
-from .recipes import MONITOR_CHOICES, Recipe, run_recipe
+from .. import __version__
+from ..activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ..data.distortions import Distortion, expand_dataset, parse_distortion, preview_grid
+from ..runs.blas import DEFAULT_BLAS_THREADS, blas_available
+from ..files.network2 import save_network2_json
+from ..costs import COSTS
+from ..data.mnist import load_mnist
+from ..errors import NndlError
+from ..runs.experiments import EXPERIMENTS, get_experiment, run_all, run_experiment
+from ..files.atomic import atomic_output, read_json
+from ..gradcheck import TOLERANCE, check_all
+from ..initializers import INITIALIZERS
+from ..files.models import load_model, save_model
+from ..network import Network
+from ..files.plots import plot_history
+from ..runs.spec import MONITOR_CHOICES, Recipe, run_recipe
 from .reporting import EpochPrinter, ProgressBar
-from .rng import fresh_seed
-from .schedules import SCHEDULES
-from .training import BACKPROP_MODES, Callback, Monitor, TrainingRun, check_data_fits, evaluate
+from ..rng import fresh_seed
+from ..schedules import SCHEDULES
+from ..training import BACKPROP_MODES, Callback, Monitor, TrainingRun, check_data_fits, evaluate
 
 
 class Parser(argparse.ArgumentParser):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .files import atomic_output, write_bytes_atomically
+from ..errors import DataError
+from ..files.atomic import atomic_output, write_bytes_atomically
 
 # IDX type codes (the magic number's third byte) and the NumPy dtypes they name.
 IDX_DTYPES: dict[int, np.dtype] = {

@@ -20,9 +20,9 @@ import zlib
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .data import DATA_HINT, MNIST_FILES
-from .errors import DataError
-from .files import write_bytes_atomically
+from .mnist import DATA_HINT, MNIST_FILES
+from ..errors import DataError
+from ..files.atomic import write_bytes_atomically
 
 DEFAULT_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 from .idx import read_idx
 
 #: The four standard MNIST file names (without .gz); any folder holding them loads.

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .costs import COSTS
-from .errors import ConfigError, ModelFileError
-from .files import read_json, write_bytes_atomically
-from .network import Network
+from ..costs import COSTS
+from ..errors import ConfigError, ModelFileError
+from .atomic import read_json, write_bytes_atomically
+from ..network import Network
 
 BOOK_COSTS = {cost.book_name: name for name, cost in COSTS.items() if cost.book_name}
 

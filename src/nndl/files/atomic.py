@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import NndlError
+from ..errors import NndlError
 
 
 def write_bytes_atomically(path: Path, payload: bytes) -> None:

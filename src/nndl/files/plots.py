@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import NndlError
-from .files import atomic_output
+from ..errors import NndlError
+from .atomic import atomic_output
 
 Series = dict[str, tuple[list[float], list[float]]]
 

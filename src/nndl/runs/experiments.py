@@ -1,9 +1,9 @@
 """The book's experiments (chapters 1 and 3) as data, and one runner for all of them.
 
 Each :class:`Experiment` is a declaration: its runs (recipe settings, see
-:class:`nndl.recipes.Recipe`), the rows of its report (what to measure and what
+:class:`nndl.runs.spec.Recipe`), the rows of its report (what to measure and what
 the book reported) and its figures (which metric over which epochs). The runner
-trains every run for every seed with :func:`nndl.recipes.run_recipe`, writes the
+trains every run for every seed with :func:`nndl.runs.spec.run_recipe`, writes the
 histories as JSON, draws the figures and writes a Markdown report with the
 book's number beside nndl's (best of the seeds, as the book did, and the mean).
 ``quick`` runs a shortened form of every experiment to check the whole pipeline.
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .augmentation import expand_dataset
-from .data import load_mnist
-from .errors import ConfigError
-from .files import write_bytes_atomically
-from .plots import plot_series
-from .recipes import Recipe, run_recipe
-from .training import Monitor, evaluate
+from ..data.distortions import expand_dataset
+from ..data.mnist import load_mnist
+from ..errors import ConfigError
+from ..files.atomic import write_bytes_atomically
+from ..files.plots import plot_series
+from .spec import Recipe, run_recipe
+from ..training import Monitor, evaluate
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .data import MNIST_FILES, VALIDATION_SIZE, read_split, resolve_data_dir
-from .errors import ConfigError, NndlError
-from .files import current_umask
+from .mnist import MNIST_FILES, VALIDATION_SIZE, read_split, resolve_data_dir
+from ..errors import ConfigError, NndlError
+from ..files.atomic import current_umask
 from .idx import IdxStream, write_idx
-from .rng import make_rng
+from ..rng import make_rng
 
 ELASTIC_ALPHA, ELASTIC_SIGMA = 34.0, 4.0  # Simard et al.'s values for 28×28 digits
 CHUNK = 5_000  # images distorted per SciPy call: bounds the temporary arrays to ~50 MB

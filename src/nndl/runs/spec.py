@@ -14,14 +14,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from . import __version__
-from .augmentation import parse_distortion
+from .. import __version__
+from ..data.distortions import parse_distortion
 from .blas import DEFAULT_BLAS_THREADS
-from .data import MNIST
-from .errors import ConfigError
-from .network import Network, check_sizes
-from .schedules import EarlyStopping, HalveOnPlateau, TimeLimit
-from .training import Callback, History, Monitor, TrainingConfig, check_data_fits, evaluate, train
+from ..data.mnist import MNIST
+from ..errors import ConfigError
+from ..network import Network, check_sizes
+from ..schedules import EarlyStopping, HalveOnPlateau, TimeLimit
+from ..training import Callback, History, Monitor, TrainingConfig, check_data_fits, evaluate, train
 
 MONITOR_CHOICES = ("training-cost", "training-accuracy", "evaluation-cost", "evaluation-accuracy")
 

@@ -1,0 +1,1 @@
+"""The faces of nndl: the command line (and, later, the web page)."""

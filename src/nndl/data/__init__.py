@@ -1,0 +1,1 @@
+"""Where numbers come from: IDX files, MNIST and its split, downloads, distortions."""

@@ -1,0 +1,1 @@
+"""A training run as data: the run specification, its runner, checkpoints, experiments."""
