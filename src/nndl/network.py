@@ -119,38 +119,42 @@ class Network:
 
     # -- feedforward ----------------------------------------------------------------------
 
-    def output_layer(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (z^L, a^L) for input columns ``a`` of shape (sizes[0], m), every neuron present."""
-        keep = 1.0 - self.dropout
+    def parameters(self) -> list[np.ndarray]:
+        """The arrays training changes: every weight matrix, then every bias column (the same objects)."""
+        return self.weights + self.biases
+
+    # -- feedforward ----------------------------------------------------------------------
+
+    def forward(
+        self, x: np.ndarray, masks: Sequence[np.ndarray] | None = None, keep: bool = True
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Feed ``x`` (input columns, shape (sizes[0], m)) forward; return ``(zs, activations)``.
+
+        ``activations[0] = x``, and backpropagation needs every z^l and a^l; with
+        ``keep`` False only the output layer's are returned. ``masks`` (one 0/1
+        column per hidden layer) removes the neurons dropout deleted for this
+        mini-batch; without masks a dropout network runs with every neuron present
+        and its outgoing weights scaled by (1 − p).
+        """
+        scale = 1.0 - self.dropout if masks is None and self.dropout else None
+        activations, zs = [x], []
         for l, (b, w, act) in enumerate(zip(self.biases, self.weights, self.layer_activations)):
-            if l > 0 and self.dropout:
-                w = w * keep  # dropout: with all neurons back, outgoing weights are scaled by (1 − p)
-            z = w @ a + b
-            a = act.fn(z)  # a^l = σ(w^l a^(l−1) + b^l)   (chapter 1, eq. 22)
-        return z, a
+            if scale is not None and l > 0:
+                w = w * scale  # dropout at evaluation: all neurons back, outgoing weights × (1 − p)
+            z = w @ activations[-1] + b  # z^l = w^l a^(l−1) + b^l   (weighted input, eq. 25)
+            a = act.fn(z)  # a^l = σ(z^l)   (eq. 26)
+            if masks is not None and l < len(masks):
+                a = a * masks[l]  # dropout: deleted neurons output nothing
+            if keep:
+                zs.append(z)
+                activations.append(a)
+            else:
+                zs, activations = [z], [a]
+        return zs, activations
 
     def feedforward(self, a: np.ndarray) -> np.ndarray:
         """Return the output a^L for input columns ``a`` of shape (sizes[0], m)."""
-        return self.output_layer(a)[1]
-
-    def forward(
-        self, x: np.ndarray, masks: Sequence[np.ndarray] | None = None
-    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Feed ``x`` forward keeping every weighted input z^l and activation a^l.
-
-        Returns ``(zs, activations)`` with ``activations[0] = x``; backpropagation
-        needs them all. ``masks`` (one 0/1 column per hidden layer) removes the
-        neurons dropout has deleted for this mini-batch.
-        """
-        activations, zs = [x], []
-        for l, (b, w, act) in enumerate(zip(self.biases, self.weights, self.layer_activations)):
-            z = w @ activations[-1] + b  # z^l = w^l a^(l−1) + b^l   (weighted input, eq. 25)
-            a = act.fn(z)  # a^l = σ(z^l)
-            if masks is not None and l < len(masks):
-                a = a * masks[l]  # dropout: deleted neurons output nothing
-            zs.append(z)
-            activations.append(a)
-        return zs, activations
+        return self.forward(a, keep=False)[1][-1]
 
     def draw_dropout_masks(self, rng: np.random.Generator) -> list[np.ndarray] | None:
         """For each hidden layer, a 0/1 column deleting a random fraction p of its neurons."""
@@ -248,6 +252,6 @@ class Network:
         targets = np.eye(self.sizes[-1], dtype=self.dtype)
         total = 0.0
         for part, x in self.chunks(images):
-            z, a = self.output_layer(x)
-            total += self.cost.fn(z, a, targets[:, labels[part]], self.output_activation)
+            zs, activations = self.forward(x, keep=False)
+            total += self.cost.fn(zs[-1], activations[-1], targets[:, labels[part]], self.output_activation)
         return total / max(len(labels), 1)

@@ -35,23 +35,22 @@ class SGD:
         if not 0.0 <= momentum < 1.0:
             raise ConfigError(f"momentum {momentum}: the coefficient μ must be in [0, 1)")
         self.eta, self.n, self.momentum, self.regularization = eta, n, momentum, regularization
-        parameters = network.weights + network.biases
-        self.velocities = [np.zeros_like(p) for p in parameters] if momentum else None
+        self.velocities = [np.zeros_like(p) for p in network.parameters()] if momentum else None
 
     def step(self, network: Network, nabla_b: list[np.ndarray], nabla_w: list[np.ndarray], m: int,
              masks: Sequence[np.ndarray] | None = None) -> None:
-        """Apply one update from gradients summed over a mini-batch of ``m`` examples."""
-        if self.velocities is None and (masks is None or not self.regularization.active):
-            # A deleted neuron's gradients are exactly 0 (BP2-BP4 through the thinned network), so
-            # without weight decay or momentum the plain rule already leaves its weights alone.
-            self.plain_step(network, nabla_b, nabla_w, m)
-            return
+        """Apply one update from gradients summed over a mini-batch of ``m`` examples.
+
+        This is the only update rule: plain SGD, L2 and L1 decay, momentum and
+        dropout are all this one loop with some terms zero.
+        """
         keeps = kept_parameters(network, masks)
         n_weights = len(network.weights)
-        for i, (param, grad) in enumerate(zip(network.weights + network.biases, nabla_w + nabla_b)):
-            change = grad * (-self.eta / m)  # −(η/m) Σ_x ∂C_x/∂p
+        for i, (param, grad) in enumerate(zip(network.parameters(), nabla_w + nabla_b)):
+            change = grad * (-self.eta / m)  # −(η/m) Σ_x ∂C_x/∂p   (chapter 1, eq. 20-21)
             if i < n_weights and self.regularization.active:
-                change -= self.eta * self.regularization.gradient(param, self.n)  # − η (λ/n) w
+                # weight decay w → (1 − ηλ/n) w (eq. 93) and L1's − (ηλ₁/n) sgn(w) (eq. 98); biases are not decayed
+                change -= self.eta * self.regularization.gradient(param, self.n)
             if keeps is not None:
                 keep_only(change, keeps[i])  # dropout: deleted neurons' weights and biases stay as they are
             if self.velocities is not None:
@@ -60,21 +59,9 @@ class SGD:
                     velocity *= self.momentum
                 else:  # deleted neurons keep their velocity too
                     velocity *= 1.0 - (1.0 - self.momentum) * keep_only(np.ones_like(velocity), keeps[i])
-                velocity += change  # v → μ v − η ∇C
+                velocity += change  # v → μ v − η ∇C   (eq. 107)
                 change = velocity if keeps is None else keep_only(velocity.copy(), keeps[i])
-            param += change  # w → w + v, or w → w − η ∇C without momentum
-
-    def plain_step(self, network: Network, nabla_b: list[np.ndarray], nabla_w: list[np.ndarray], m: int) -> None:
-        """The book's update rules, in place, without allocating anything the size of w twice."""
-        step, reg = self.eta / m, self.regularization
-        for w, nw in zip(network.weights, nabla_w):
-            if reg.l1:
-                w -= self.eta * reg.l1 / self.n * np.sign(w)  # L1: w → w − (ηλ₁/n) sgn(w)   (eq. 98)
-            if reg.l2:
-                w *= 1.0 - self.eta * reg.l2 / self.n  # weight decay: w → (1 − ηλ/n) w   (eq. 93)
-            w -= step * nw  # w → w − (η/m) Σ_x ∂C_x/∂w   (chapter 1, eq. 20)
-        for b, nb in zip(network.biases, nabla_b):
-            b -= step * nb  # b → b − (η/m) Σ_x ∂C_x/∂b   (eq. 21; biases are not regularised)
+            param += change  # w → w + v (eq. 108), or w → w − η ∇C without momentum
 
 
 Keep = tuple[np.ndarray, ...]

@@ -1,6 +1,7 @@
 """Early stopping and learning-rate schedules (chapter 3), as training callbacks.
 
-Both watch a metric (by default validation accuracy) for the book's
+Both watch a :class:`~nndl.metrics.Measure` (validation accuracy unless told
+otherwise; higher or lower is better as the measure says) for the book's
 "no-improvement-in-n" rule, and both keep a copy of the weights from the best
 epoch, which they put back when training ends.
 """
@@ -12,81 +13,96 @@ from typing import Any
 
 import numpy as np
 
+from .callbacks import Callback
 from .errors import ConfigError
-from .training import Callback, TrainingRun
+from .metrics import Measure
+from .training import TrainingRun
 
 SCHEDULES = ("halve-on-plateau",)
 
 
 class KeepBest(Callback):
-    """Track the best value of ``metric``, keep that epoch's weights, and restore them at the end."""
+    """Track the best value of ``measure``, keep that epoch's weights, and restore them at the end."""
 
-    def __init__(self, metric: str = "validation_accuracy", patience: int = 10):
+    def __init__(self, measure: Measure = Measure("validation"), patience: int = 10):
         if patience < 1:
             raise ConfigError(f"patience {patience}: must be at least 1 epoch")
-        self.metric, self.patience = metric, patience
-
-    def on_train_begin(self, run: TrainingRun) -> None:
-        self.best_value, self.best_epoch, self.epochs_without_improvement = -np.inf, None, 0
+        self.measure, self.patience = measure, patience
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self.epochs_without_improvement = 0
         self.best_parameters: list[np.ndarray] | None = None
 
     def on_epoch_end(self, run: TrainingRun, record: dict[str, Any]) -> None:
-        if self.metric not in record:
-            raise ConfigError(f"{type(self).__name__} watches {self.metric!r}, which is not being monitored")
-        if record[self.metric] > self.best_value:
-            self.best_value, self.best_epoch, self.epochs_without_improvement = record[self.metric], record["epoch"], 0
-            self.best_parameters = [p.copy() for p in run.network.weights + run.network.biases]
+        value = self.measure.of(record)
+        if value is None:
+            raise ConfigError(f"{type(self).__name__} watches the {self.measure}, which is not being monitored")
+        if self.measure.improves(value, self.best_value):
+            self.best_value, self.best_epoch, self.epochs_without_improvement = value, record["epoch"], 0
+            self.best_parameters = [p.copy() for p in run.network.parameters()]
         else:
             self.epochs_without_improvement += 1
             if self.epochs_without_improvement >= self.patience:
                 self.on_plateau(run)
 
     def on_plateau(self, run: TrainingRun) -> None:
-        """Called when the metric has not improved in ``patience`` epochs."""
+        """Called when the measure has not improved in ``patience`` epochs."""
 
     def on_train_end(self, run: TrainingRun) -> None:
         if self.best_parameters is not None:
-            n = len(run.network.weights)
-            run.network.weights[:] = self.best_parameters[:n]
-            run.network.biases[:] = self.best_parameters[n:]
+            for param, best in zip(run.network.parameters(), self.best_parameters):
+                param[...] = best
+
+    def get_state(self) -> dict[str, Any]:
+        return {"best_value": self.best_value, "best_epoch": self.best_epoch,
+                "epochs_without_improvement": self.epochs_without_improvement,
+                "best_parameters": self.best_parameters}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.best_value, self.best_epoch = state["best_value"], state["best_epoch"]
+        self.epochs_without_improvement = int(state["epochs_without_improvement"])
+        self.best_parameters = state["best_parameters"]
 
 
 class EarlyStopping(KeepBest):
-    """Stop when ``metric`` has not improved in ``patience`` epochs (no-improvement-in-n)."""
+    """Stop when ``measure`` has not improved in ``patience`` epochs (no-improvement-in-n)."""
 
     def on_plateau(self, run: TrainingRun) -> None:
         run.stop_training = True
 
 
 class HalveOnPlateau(KeepBest):
-    """Halve η each time ``metric`` has not improved in ``patience`` epochs; stop once η ≤ η₀/128."""
+    """Halve η each time ``measure`` has not improved in ``patience`` epochs; stop once η ≤ η₀/128."""
 
-    def __init__(self, metric: str = "validation_accuracy", patience: int = 10, min_fraction: float = 1 / 128):
-        super().__init__(metric, patience)
+    def __init__(self, measure: Measure = Measure("validation"), patience: int = 10, min_fraction: float = 1 / 128):
+        super().__init__(measure, patience)
         self.min_fraction = min_fraction
-
-    def on_train_begin(self, run: TrainingRun) -> None:
-        super().on_train_begin(run)
-        self.initial_eta = run.eta
 
     def on_plateau(self, run: TrainingRun) -> None:
         run.eta /= 2
         self.epochs_without_improvement = 0
-        if run.eta <= self.initial_eta * self.min_fraction:
+        if run.eta <= run.config.eta * self.min_fraction:
             run.stop_training = True
 
 
 class TimeLimit(Callback):
-    """Stop at the end of the first epoch that finishes after ``minutes`` of training."""
+    """Stop at the end of the first epoch that finishes after ``minutes`` of training (resumes count on)."""
 
     def __init__(self, minutes: float):
         if not minutes > 0:
             raise ConfigError(f"time limit {minutes}: give a positive number of minutes")
-        self.seconds = 60.0 * minutes
+        self.seconds, self.used = 60.0 * minutes, 0.0
 
     def on_train_begin(self, run: TrainingRun) -> None:
-        self.started = time.perf_counter()
+        self.started = time.perf_counter() - self.used
 
     def on_epoch_end(self, run: TrainingRun, record: dict[str, Any]) -> None:
-        if time.perf_counter() - self.started >= self.seconds:
+        self.used = time.perf_counter() - self.started
+        if self.used >= self.seconds:
             run.stop_training = True
+
+    def get_state(self) -> dict[str, Any]:
+        return {"used": self.used}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.used = float(state["used"])

@@ -1,118 +1,89 @@
 """Stochastic gradient descent over shuffled mini-batches (chapters 1 and 3), with callbacks.
 
-One loop serves every experiment: :func:`train` takes a network, the training
-data, a :class:`TrainingConfig` (the hyperparameters, plain data) and what to
-monitor after each epoch. Anything that watches or steers training (printing,
-a progress bar, early stopping, η schedules, checkpoints, live plots) is a
-:class:`Callback`, so the loop itself never grows a flag for it.
+One loop serves every run: :func:`train` takes a network, a source of training
+data, a :class:`TrainingConfig` (the hyperparameters, plain data), the datasets
+to score after each epoch and the callbacks. Anything that watches or steers
+training (printing, a progress bar, early stopping, η schedules, checkpoints,
+live plots) is a :class:`~nndl.callbacks.Callback`, so the loop itself never
+grows a flag for it; BLAS threads and signals belong to the caller.
+
+Every random choice is drawn from a stream keyed by (seed, purpose, epoch), so
+any epoch can be replayed, and a run can stop after any mini-batch and resume
+exactly (see :class:`Position`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from .data.distortions import DistortedEpochs, Distortion
-from .runs.blas import DEFAULT_BLAS_THREADS, blas_threads
-from .data.mnist import Dataset
+from .callbacks import Callback
 from .errors import ConfigError
+from .metrics import History, Monitor, evaluate
 from .network import Network
 from .optimizer import SGD
 from .regularization import Regularization
-from .rng import fresh_seed, make_rng
+from .rng import make_rng
+from .settings import check_fields, setting
 
 BACKPROP_MODES = ("matrix", "per-example")
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The hyperparameters of one SGD run; the defaults are the book's chapter-1 run.
+    """The hyperparameters of one SGD run; the defaults are the book's chapter-1 run."""
 
-    ``eta`` is the learning rate η, ``mini_batch_size`` is m, ``lmbda`` the L2
-    regularisation λ (the book's spelling), ``l1`` the L1 λ, ``momentum`` the
-    coefficient μ. ``backprop`` is "matrix" (the whole mini-batch at once) or
-    "per-example" (chapter 2's loop over single images; the same result,
-    slower). ``seed`` fixes the order of the mini-batches and the dropout masks.
-    """
-
-    epochs: int = 30
-    mini_batch_size: int = 10
-    eta: float = 3.0
-    lmbda: float = 0.0
-    l1: float = 0.0
-    momentum: float = 0.0
-    seed: int | None = None
-    backprop: str = "matrix"
+    epochs: int = setting(30, "passes over the training data", kind="int", minimum=1)
+    mini_batch_size: int = setting(10, "examples per gradient step, m", kind="int", minimum=1, flag="--mini-batch-size")
+    eta: float = setting(3.0, "learning rate η", kind="float", above=0.0)
+    lmbda: float = setting(0.0, "L2 regularisation (weight decay) λ, scaled by the training-set size n", kind="float",
+                           minimum=0.0, metavar="λ")
+    l1: float = setting(0.0, "L1 regularisation λ₁, scaled by n", kind="float", minimum=0.0, metavar="λ1")
+    momentum: float = setting(0.0, "momentum coefficient μ; 0 is plain SGD", kind="float", minimum=0.0, below=1.0,
+                              metavar="μ")
+    backprop: str = setting("matrix", "matrix = the whole mini-batch at once; per-example = the book's loop over "
+                            "single images (same result, about 10x slower)", kind="str", choices=BACKPROP_MODES)
+    seed: int | None = setting(None, "seed for the initial weights, mini-batch order, dropout and distortions "
+                               "(default: random, and recorded)", kind="int", minimum=0, optional=True)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ConfigError(f"epochs {self.epochs}: must be a whole number ≥ 1")
-        if not isinstance(self.mini_batch_size, int) or self.mini_batch_size < 1:
-            raise ConfigError(f"mini-batch size {self.mini_batch_size}: must be a whole number ≥ 1")
-        if not np.isfinite(self.eta) or self.eta <= 0:
-            raise ConfigError(f"eta {self.eta}: the learning rate must be a positive number, e.g. 3.0")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ConfigError(f"momentum {self.momentum}: the coefficient μ must be in [0, 1)")
-        if self.backprop not in BACKPROP_MODES:
-            raise ConfigError(f"backprop {self.backprop!r}: choose from {', '.join(BACKPROP_MODES)}")
-        Regularization(l2=self.lmbda, l1=self.l1)  # raises ConfigError for a negative λ
+        check_fields(self, "training")
 
     @property
     def regularization(self) -> Regularization:
         return Regularization(l2=self.lmbda, l1=self.l1)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The settings as a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
 
+class TrainingData(Protocol):
+    """Where training images come from: a plain dataset, or fresh distortions every epoch."""
 
-@dataclass(frozen=True)
-class Monitor:
-    """A dataset to score after every epoch, and what to measure on it (network2's monitor_* flags)."""
+    labels: np.ndarray
+    name: str
 
-    dataset: Dataset
-    accuracy: bool = True
-    cost: bool = False
+    @property
+    def n_features(self) -> int: ...
 
+    def __len__(self) -> int: ...
 
-class Callback:
-    """Something that watches or steers training; override the hooks you need.
-
-    Every hook receives the :class:`TrainingRun`, which holds the network, the
-    config, the history so far, the current ``eta`` (which a callback may
-    change) and ``stop_training`` (set it to end training after this epoch).
-    """
-
-    def on_train_begin(self, run: "TrainingRun") -> None: ...
-
-    def on_epoch_begin(self, run: "TrainingRun", epoch: int) -> None: ...
-
-    def on_batch_end(self, run: "TrainingRun", batch: int) -> None: ...
-
-    def on_epoch_end(self, run: "TrainingRun", record: dict[str, Any]) -> None: ...
-
-    def on_train_end(self, run: "TrainingRun") -> None: ...
+    def epoch_images(self, epoch: int) -> np.ndarray:
+        """The images (rows) to train on in ``epoch``, in the order of ``labels``."""
 
 
 @dataclass
-class History:
-    """One record per epoch: its number, seconds, η, and each monitored metric."""
+class Position:
+    """Where a run stands between two mini-batches: all a resumed run needs besides weights and callbacks."""
 
-    epochs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-
-    def best(self, metric: str) -> dict[str, Any] | None:
-        """The record with the highest ``metric`` (the first such epoch on ties)."""
-        scored = [r for r in self.epochs if metric in r]
-        return max(scored, key=lambda r: r[metric]) if scored else None
-
-    def final(self) -> dict[str, Any] | None:
-        """The last epoch's record."""
-        return self.epochs[-1] if self.epochs else None
+    epoch: int = 0
+    batch: int = 0  # the next mini-batch of ``epoch``
+    eta: float | None = None
+    velocities: list[np.ndarray] | None = None
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    dropout_state: dict[str, Any] | None = None  # the dropout stream mid-epoch
+    epoch_seconds: float = 0.0  # time already spent in ``epoch``
 
 
 @dataclass
@@ -123,9 +94,18 @@ class TrainingRun:
     config: TrainingConfig
     optimizer: SGD
     n_batches: int
+    seed: int
     history: History = dataclasses.field(default_factory=History)
     epoch: int = 0
+    batch: int = 0  # mini-batches of ``epoch`` done so far
     stop_training: bool = False
+    interrupted: bool = False  # stopped mid-epoch by request_stop()
+    diverged: str | None = None  # why training was stopped as hopeless, where it was
+    gradients: tuple[list[np.ndarray], list[np.ndarray]] | None = None  # the last mini-batch's (nabla_b, nabla_w)
+    batch_size: int = 0
+    dropout_rng: np.random.Generator | None = None
+    epoch_seconds: float = 0.0
+    stop_requested: bool = False
 
     @property
     def eta(self) -> float:
@@ -136,30 +116,18 @@ class TrainingRun:
     def eta(self, value: float) -> None:
         self.optimizer.eta = value
 
+    def request_stop(self) -> None:
+        """Stop at the end of the current mini-batch (safe to call from a signal handler or another thread)."""
+        self.stop_requested = True
 
-def evaluate(network: Network, monitor: Monitor | Dataset, regularization: Regularization = Regularization(),
-             n_training: int = 1) -> dict[str, Any]:
-    """The monitored metrics on one dataset: accuracy as a count and a fraction, and/or the cost.
-
-    The cost includes the regularisation term (λ/2n) Σ w², computed once here,
-    with n the training-set size.
-    """
-    if isinstance(monitor, Dataset):
-        monitor = Monitor(monitor, accuracy=True, cost=False)
-    dataset, name = monitor.dataset, monitor.dataset.name
-    metrics: dict[str, Any] = {}
-    if monitor.accuracy:
-        correct = network.evaluate(dataset.images, dataset.labels)
-        metrics[f"{name}_correct"] = correct
-        metrics[f"{name}_total"] = len(dataset)
-        metrics[f"{name}_accuracy"] = correct / max(len(dataset), 1)
-    if monitor.cost:
-        penalty = regularization.penalty(network.weights, n_training) if regularization.active else 0.0
-        metrics[f"{name}_cost"] = network.total_cost(dataset.images, dataset.labels) + penalty
-    return metrics
+    def position(self) -> Position:
+        """Where the run stands now, for a checkpoint."""
+        return Position(self.epoch, self.batch, self.eta, self.optimizer.velocities, self.history.epochs,
+                        None if self.dropout_rng is None else self.dropout_rng.bit_generator.state,
+                        self.epoch_seconds)
 
 
-def check_data_fits(network: Network, dataset: Dataset) -> None:
+def check_data_fits(network: Network, dataset: Any) -> None:
     """Refuse data whose images or labels don't fit the network's input and output layers."""
     if dataset.n_features != network.sizes[0]:
         raise ConfigError(
@@ -174,71 +142,97 @@ def check_data_fits(network: Network, dataset: Dataset) -> None:
         )
 
 
-def train(
-    network: Network,
-    training_data: Dataset,
-    config: TrainingConfig = TrainingConfig(),
-    *,
-    evaluation: Sequence[Monitor | Dataset] = (),
-    monitor_cost: bool = False,
-    callbacks: Sequence[Callback] = (),
-    augmentation: Distortion | None = None,
-    augment_workers: int = 2,
-    blas_thread_limit: int | None = DEFAULT_BLAS_THREADS,
-) -> History:
-    """Train ``network`` by mini-batch stochastic gradient descent; return the history.
-
-    After each epoch every dataset in ``evaluation`` is scored (a plain Dataset
-    gets its accuracy, and its cost too if ``monitor_cost``; a :class:`Monitor`
-    says which), and the record goes to the history and to the callbacks. With
-    an ``augmentation`` (:class:`nndl.data.distortions.Distortion`), every epoch
-    trains on fresh random distortions of the training images, prepared by
-    ``augment_workers`` processes (0: in this one). BLAS runs with
-    ``blas_thread_limit`` threads (None: unchanged).
-    """
-    monitors = [m if isinstance(m, Monitor) else Monitor(m, accuracy=True, cost=monitor_cost) for m in evaluation]
+def check_monitors(network: Network, training_data: TrainingData, monitors: Sequence[Monitor]) -> None:
+    """Every dataset fits the network, and no two monitored datasets share a name."""
+    names = [m.dataset.name for m in monitors]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"two evaluation datasets are both called {repeated[0]!r}; give each a different name")
     for dataset in (training_data, *(m.dataset for m in monitors)):
         check_data_fits(network, dataset)
-    images, labels = training_data.images, training_data.labels
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order of the training examples in ``epoch``: a fresh shuffle, then consecutive mini-batches."""
+    return make_rng(seed, "shuffle", epoch).permutation(n)
+
+
+def train(
+    network: Network,
+    training_data: TrainingData,
+    config: TrainingConfig = TrainingConfig(),
+    *,
+    evaluation: Sequence[Monitor] = (),
+    callbacks: Sequence[Callback] = (),
+    resume: Position | None = None,
+) -> TrainingRun:
+    """Train ``network`` by mini-batch stochastic gradient descent; return the finished run.
+
+    After each epoch every :class:`~nndl.metrics.Monitor` in ``evaluation`` is
+    scored and the record goes to the history and to the callbacks. ``resume``
+    continues a run from a checkpoint's :class:`Position` (the network must
+    already hold that checkpoint's weights). ``config.seed`` must be set.
+    """
+    if config.seed is None:
+        raise ConfigError("training needs a seed (the runner draws and records one when none is given)")
+    check_monitors(network, training_data, evaluation)
+    labels, n, m = training_data.labels, len(training_data), config.mini_batch_size
     targets = np.eye(network.sizes[-1], dtype=network.dtype)
-    n, m = len(training_data), config.mini_batch_size
-    shuffle_rng, dropout_rng = make_rng(config.seed, "shuffle"), make_rng(config.seed, "dropout")
     gradient = network.backprop if config.backprop == "matrix" else network.backprop_per_example
     optimizer = SGD(network, config.eta, n, config.momentum, config.regularization)
-    run = TrainingRun(network, config, optimizer, n_batches=-(-n // m))
+    run = TrainingRun(network, config, optimizer, n_batches=-(-n // m), seed=config.seed)
+    resume = resume or Position()
+    run.history.epochs = list(resume.history)
+    run.eta = config.eta if resume.eta is None else resume.eta
+    if resume.velocities is not None:
+        optimizer.velocities = resume.velocities
 
-    with blas_threads(blas_thread_limit), contextlib.ExitStack() as cleanup:
-        distorted = None
-        if augmentation is not None:
-            seed = fresh_seed() if config.seed is None else config.seed
-            distorted = cleanup.enter_context(DistortedEpochs(images, augmentation, seed, augment_workers))
+    try:
         for callback in callbacks:
             callback.on_train_begin(run)
-        for epoch in range(config.epochs):
-            run.epoch = epoch
+        for epoch in range(resume.epoch, config.epochs):
+            first_batch = resume.batch if epoch == resume.epoch else 0
+            run.epoch, run.batch = epoch, first_batch
+            run.dropout_rng = make_rng(config.seed, "dropout", epoch)
+            run.epoch_seconds = resume.epoch_seconds if first_batch else 0.0
+            if first_batch and resume.dropout_state is not None:
+                run.dropout_rng.bit_generator.state = resume.dropout_state
             for callback in callbacks:
                 callback.on_epoch_begin(run, epoch)
             started = time.perf_counter()
-            if distorted is not None:
-                images = distorted.epoch_images(epoch)  # this epoch's fresh distortions
-            order = shuffle_rng.permutation(n)  # a fresh shuffle each epoch, then consecutive mini-batches
-            for batch, first in enumerate(range(0, n, m)):
-                chosen = order[first : first + m]
+            images = training_data.epoch_images(epoch)
+            order = epoch_order(config.seed, epoch, n)
+            for batch in range(first_batch, run.n_batches):
+                chosen = order[batch * m : (batch + 1) * m]
                 x = images[chosen].astype(network.dtype, copy=False).T  # the mini-batch as columns, (784, m)
                 y = targets[:, labels[chosen]]  # one-hot targets y(x), shape (10, m)
-                masks = network.draw_dropout_masks(dropout_rng)  # None without dropout
-                nabla_b, nabla_w = gradient(x, y, masks)
-                optimizer.step(network, nabla_b, nabla_w, len(chosen), masks)
+                masks = network.draw_dropout_masks(run.dropout_rng)  # None without dropout
+                run.gradients = gradient(x, y, masks)
+                run.batch_size = len(chosen)
+                optimizer.step(network, *run.gradients, len(chosen), masks)
+                run.batch = batch + 1
                 for callback in callbacks:
                     callback.on_batch_end(run, batch)
-            record: dict[str, Any] = {"epoch": epoch, "seconds": time.perf_counter() - started, "eta": run.eta}
-            for monitor in monitors:
-                record.update(evaluate(network, monitor, config.regularization, n))
+                if run.stop_requested and run.batch < run.n_batches:
+                    break
+            run.epoch_seconds += time.perf_counter() - started
+            if run.batch < run.n_batches:  # stopped mid-epoch
+                run.interrupted = True
+                break
+            record: dict[str, Any] = {"epoch": epoch, "seconds": run.epoch_seconds, "eta": run.eta, "metrics": {}}
+            for monitor in evaluation:
+                record["metrics"][monitor.dataset.name] = evaluate(network, monitor, config.regularization, n)
             run.history.epochs.append(record)
+            run.epoch, run.batch, run.epoch_seconds = epoch + 1, 0, 0.0
             for callback in callbacks:
                 callback.on_epoch_end(run, record)
-            if run.stop_training:
+            if run.stop_training or run.stop_requested:
+                run.interrupted = run.stop_requested and not run.stop_training and run.epoch < config.epochs
                 break
+        if run.interrupted:
+            for callback in callbacks:
+                callback.on_interrupt(run)
+    finally:
         for callback in callbacks:
             callback.on_train_end(run)
-    return run.history
+    return run

@@ -7,6 +7,7 @@ damaged model file) ends in a one-line message on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -15,25 +16,24 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import __version__
-from ..activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ..data.distortions import Distortion, expand_dataset, parse_distortion, preview_grid
-from ..runs.blas import DEFAULT_BLAS_THREADS, blas_available
-from ..files.network2 import save_network2_json
-from ..costs import COSTS
 from ..data.mnist import load_mnist
-from ..errors import NndlError
-from ..runs.experiments import EXPERIMENTS, get_experiment, run_all, run_experiment
+from ..callbacks import Callback
+from ..errors import ConfigError, NndlError
 from ..files.atomic import atomic_output, read_json
-from ..gradcheck import TOLERANCE, check_all
-from ..initializers import INITIALIZERS
 from ..files.models import load_model, save_model
-from ..network import Network
+from ..files.network2 import save_network2_json
 from ..files.plots import plot_history
-from ..runs.spec import MONITOR_CHOICES, Recipe, run_recipe
-from .reporting import EpochPrinter, ProgressBar
-from ..rng import fresh_seed
-from ..schedules import SCHEDULES
-from ..training import BACKPROP_MODES, Callback, Monitor, TrainingRun, check_data_fits, evaluate
+from ..gradcheck import TOLERANCE, check_all
+from ..metrics import Monitor, evaluate
+from ..network import Network
+from ..runs.blas import DEFAULT_BLAS_THREADS, blas_available
+from ..runs.experiments import EXPERIMENTS, get_experiment, run_all, run_experiment
+from ..runs.runner import RunResult, run_spec
+from ..runs.spec import SECTIONS, RunSpec
+from ..settings import check_value
+from ..training import check_data_fits
+from .reporting import Announce, EpochPrinter, ProgressBar, StopOnSignal, plural, strict_json
 
 
 class Parser(argparse.ArgumentParser):
@@ -61,16 +61,6 @@ def number_type(cast: Callable[[str], Any], minimum: float, strict: bool, what: 
 
 positive_int = number_type(int, 1, False, "a whole number")
 non_negative_int = number_type(int, 0, False, "a whole number")
-positive_float = number_type(float, 0.0, True, "a number")
-non_negative_float = number_type(float, 0.0, False, "a number")
-
-
-def fraction(text: str) -> float:
-    """A number in [0, 1), for dropout p and momentum μ."""
-    value = non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 0 and less than 1")
-    return value
 
 
 def distortion_spec(text: str) -> Distortion:
@@ -79,15 +69,6 @@ def distortion_spec(text: str) -> Distortion:
         return parse_distortion(text)
     except NndlError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def monitor_list(text: str) -> list[str]:
-    """'training-cost,evaluation-cost' → the names, each checked."""
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in MONITOR_CHOICES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(MONITOR_CHOICES)}")
-    return names
 
 
 def layer_list(text: str) -> list[int]:
@@ -99,6 +80,71 @@ def layer_list(text: str) -> list[int]:
     if not sizes or any(n < 1 for n in sizes):
         raise argparse.ArgumentTypeError(f"{text!r}: every layer needs at least one neuron")
     return sizes
+
+
+def spec_option_type(name: str, meta: dict[str, Any]) -> Callable[[str], Any]:
+    """The argparse type of one specification field: parse the text, then check it as the spec does."""
+
+    def parse(text: str) -> Any:
+        try:
+            if meta["kind"] in ("ints", "strs"):
+                parts = [part.strip() for part in text.split(",") if part.strip()]
+                value: Any = [int(p) for p in parts] if meta["kind"] == "ints" else parts
+            elif meta["kind"] in ("int", "float"):
+                value = float(text) if meta["kind"] == "float" else int(text)
+            else:
+                value = text
+        except ValueError:
+            example = "whole numbers separated by commas, e.g. 100,30" if meta["kind"] == "ints" else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r}: give {example}") from None
+        try:
+            return check_value(name, value, meta)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def add_spec_options(parser: argparse.ArgumentParser) -> None:
+    """One option per run-specification field, with the field's help, default and allowed values.
+
+    Options are not filled in when absent (``argparse.SUPPRESS``), so only what
+    the user typed changes the specification (the defaults, --spec FILE or a
+    resumed checkpoint's).
+    """
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(f"{section} (the run specification's {section} section)")
+        for field in dataclasses.fields(cls):
+            meta = field.metadata
+            if not meta.get("cli", True):
+                continue
+            flag = meta["flag"] or "--" + field.name.replace("_", "-")
+            flags = [flag, "-m"] if field.name == "mini_batch_size" else [flag]
+            default = field.default if field.default is not None else "none"
+            if isinstance(default, tuple):
+                default = ",".join(map(str, default)) or "none"
+            help_text = f"{meta['help']} (default {default})"
+            if meta["kind"] == "bool":
+                group.add_argument(*flags, dest=field.name, action="store_const", const=True,
+                                   default=argparse.SUPPRESS, help=help_text)
+                continue
+            group.add_argument(*flags, dest=field.name, type=spec_option_type(field.name, meta),
+                               choices=meta["choices"] if meta["kind"] == "str" else None,
+                               metavar=meta["metavar"], default=argparse.SUPPRESS, help=help_text)
+
+
+SPEC_FIELDS = [f.name for cls in SECTIONS.values() for f in dataclasses.fields(cls)]
+
+
+def spec_from_args(args: argparse.Namespace, base: RunSpec | None = None) -> RunSpec:
+    """The run specification: ``base`` (or --spec FILE, or the defaults) changed by the options given."""
+    given = {name: getattr(args, name) for name in SPEC_FIELDS if hasattr(args, name)}
+    if "sizes" in given and "hidden" in given:
+        raise ConfigError("give --sizes or --hidden, not both")
+    if base is None:
+        base = RunSpec.from_dict(read_json(Path(args.spec), "a run specification"), args.spec) if args.spec \
+            else RunSpec()
+    return base.replace(where="options", **given)
 
 
 def build_parser() -> Parser:
@@ -118,71 +164,23 @@ def build_parser() -> Parser:
         "book's chapter-1 run: [784, 30, 10] sigmoid neurons, quadratic cost, N(0, 1) weights, "
         "eta 3.0, mini-batches of 10, 30 epochs, test accuracy printed after each epoch.",
     )
-    shape = t.add_mutually_exclusive_group()
-    shape.add_argument("--sizes", type=layer_list, metavar="L0,L1,...",
-                       help="neurons per layer, input to output (default 784,30,10)")
-    shape.add_argument("--hidden", type=layer_list, metavar="H1,...",
-                       help="hidden layer sizes only, e.g. 100 or 100,30; input and output fit the data")
-    t.add_argument("--epochs", type=positive_int, default=30, help="passes over the training data (default 30)")
-    t.add_argument("--mini-batch-size", "-m", type=positive_int, default=10,
-                   help="examples per gradient step, m (default 10)")
-    t.add_argument("--eta", type=positive_float, default=3.0, help="learning rate η (default 3.0)")
-    t.add_argument("--cost", choices=list(COSTS), default="quadratic",
-                   help="quadratic (chapter 1), cross-entropy (chapter 3, learns fast from saturated sigmoid "
-                   "outputs) or log-likelihood (with softmax outputs); default quadratic")
-    t.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="sigmoid",
-                   help="hidden neurons: sigmoid (default), tanh or relu (rectified linear)")
-    t.add_argument("--output-activation", choices=OUTPUT_ACTIVATIONS,
-                   help="output neurons: sigmoid, or softmax (default: softmax for log-likelihood, else sigmoid)")
-    t.add_argument("--init", choices=list(INITIALIZERS), default="large",
-                   help="weight initialisation: large = N(0,1) as network.py (default), normalized = "
-                   "N(0,1/n_in) as network2.py, he = N(0,2/n_in) for relu")
-    t.add_argument("--lmbda", type=non_negative_float, default=0.0, metavar="λ",
-                   help="L2 regularisation (weight decay) λ, scaled by the training-set size n (default 0)")
-    t.add_argument("--l1", type=non_negative_float, default=0.0, metavar="λ",
-                   help="L1 regularisation λ, scaled by n (default 0)")
-    t.add_argument("--dropout", type=fraction, default=0.0, metavar="P",
-                   help="dropout: remove a fraction P of hidden neurons for each mini-batch, e.g. 0.5 (default 0)")
-    t.add_argument("--momentum", type=fraction, default=0.0, metavar="μ",
-                   help="momentum coefficient μ; 0 is plain SGD (default 0)")
-    t.add_argument("--early-stopping", type=positive_int, metavar="N",
-                   help="stop when the evaluation accuracy has not improved in N epochs (no-improvement-in-N); "
-                   "the best epoch's weights are kept")
-    t.add_argument("--schedule", choices=SCHEDULES,
-                   help="learning-rate schedule: halve-on-plateau halves η after --patience epochs without "
-                   "improvement and stops once η is 1/128 of its start; the best weights are kept")
-    t.add_argument("--patience", type=positive_int, default=10, metavar="N",
-                   help="epochs without improvement before the schedule halves η (default 10)")
-    t.add_argument("--monitor", type=monitor_list, default=[], metavar="LIST",
-                   help="also record, each epoch, any of: " + ", ".join(MONITOR_CHOICES[:3]) +
-                   " (comma-separated; evaluation accuracy is always recorded)")
-    t.add_argument("--seed", type=non_negative_int,
-                   help="seed for the initial weights and mini-batch order (default: random, and printed)")
-    t.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files (default $NNDL_DATA or cache)")
-    t.add_argument("--train-size", type=positive_int, metavar="N",
-                   help="train on the first N of the 50,000 training images (default all)")
-    t.add_argument("--augment", type=distortion_spec, metavar="SPEC",
-                   help="train on fresh random distortions every epoch, e.g. rotate=10,skew=0.2,elastic "
-                   "(rotate=DEGREES, skew=FACTOR, shift=PIXELS, elastic[=ALPHA], sigma=SIGMA)")
-    t.add_argument("--augment-workers", type=non_negative_int, default=2, metavar="N",
-                   help="processes preparing the next epoch's distortions while this one trains (default 2)")
-    t.add_argument("--time-limit", type=positive_float, metavar="MINUTES",
-                   help="stop after the first epoch that ends past MINUTES of training")
-    t.add_argument("--evaluate-on", choices=("test", "validation"), default="test",
-                   help="dataset scored after each epoch (default test, as in chapter 1; chapter 3 uses "
-                   "validation)")
-    t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                   help="floating-point precision (default float32: as accurate, faster)")
-    t.add_argument("--backprop", choices=BACKPROP_MODES, default="matrix",
-                   help="matrix = whole mini-batch at once (default); per-example = the book's loop "
-                   "over single images, same result, ~10x slower")
+    add_spec_options(t)
+    t.add_argument("--spec", metavar="FILE", help="start from the run specification in FILE (JSON, as "
+                   "--print-spec writes it); options given as well override it")
+    t.add_argument("--print-spec", action="store_true",
+                   help="print the run specification these options describe, as JSON, and exit")
+    t.add_argument("--checkpoint", metavar="DIR", help="save the run to DIR after every epoch and when interrupted "
+                   "(the newest two checkpoints are kept)")
+    t.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (its settings, unless "
+                   "options change them, which is refused) and keep checkpointing there")
     t.add_argument("--blas-threads", type=non_negative_int, default=DEFAULT_BLAS_THREADS, metavar="N",
                    help=f"BLAS threads during training; 0 leaves BLAS's own choice (default "
                    f"{DEFAULT_BLAS_THREADS}: fastest for these small matrices)")
     t.add_argument("--save", metavar="FILE",
                    help="save the trained model to FILE (.npz; .json writes the book's network2.py format)")
     t.add_argument("--json", action="store_true",
-                   help="print the settings, per-epoch history and best/final accuracy as one JSON line at the end")
+                   help="print the specification, per-epoch history and best/final accuracy as one JSON line at "
+                   "the end")
     t.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors (and --json output)")
     t.set_defaults(run=run_train)
 
@@ -277,11 +275,6 @@ def build_parser() -> Parser:
     return parser
 
 
-def plural(count: int, noun: str) -> str:
-    """'1 epoch', '30 epochs'."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 def say(args: argparse.Namespace, message: str) -> None:
     """Print ``message`` unless --quiet."""
     if not getattr(args, "quiet", False):
@@ -293,18 +286,31 @@ def write_model(network: Network, path: str) -> str:
     return str(save_network2_json(network, path) if path.endswith(".json") else save_model(network, path))
 
 
-def recipe_from_args(args: argparse.Namespace) -> Recipe:
-    """The training recipe the options describe."""
-    return Recipe(
-        hidden=tuple(args.hidden or (30,)), sizes=tuple(args.sizes) if args.sizes else None, cost=args.cost,
-        activation=args.activation, output_activation=args.output_activation, init=args.init,
-        dropout=args.dropout, dtype=args.dtype, epochs=args.epochs, mini_batch_size=args.mini_batch_size,
-        eta=args.eta, lmbda=args.lmbda, l1=args.l1, momentum=args.momentum, backprop=args.backprop,
-        train_size=args.train_size, evaluate_on=args.evaluate_on, monitor=tuple(args.monitor),
-        early_stopping=args.early_stopping, schedule=args.schedule, patience=args.patience,
-        augment=str(args.augment) if args.augment else None, augment_workers=args.augment_workers,
-        time_limit=args.time_limit,
-    )
+def run_train(args: argparse.Namespace) -> int:
+    base = None
+    if args.resume:
+        from ..runs.checkpoint import latest_checkpoint
+
+        if args.checkpoint and Path(args.checkpoint) != Path(args.resume):
+            raise ConfigError("--resume DIR keeps checkpointing in DIR; leave out --checkpoint")
+        base = latest_checkpoint(Path(args.resume)).spec
+    spec = spec_from_args(args, base)
+    if args.print_spec:
+        print(spec.to_json(), end="")
+        return 0
+    check_model_target(args.save, spec)
+    threads = args.blas_threads or None
+    if threads is not None and not blas_available():
+        say(args, "(install threadpoolctl to limit BLAS threads: pip install 'nndl[cli]')")
+    callbacks = [StopOnSignal(), *([] if args.quiet else [Announce()]), *display_callbacks(args.quiet)]
+    result = run_spec(spec, callbacks=callbacks, checkpoint=args.resume or args.checkpoint,
+                      resume=bool(args.resume), blas_thread_limit=threads)
+    report_training(args, result)
+    if args.json:
+        print(strict_json(result.summary), flush=True)
+    if result.summary["diverged"]:
+        raise NndlError(result.summary["diverged"])
+    return 130 if result.run.interrupted else 0
 
 
 def display_callbacks(quiet: bool) -> list[Callback]:
@@ -318,48 +324,55 @@ def display_callbacks(quiet: bool) -> list[Callback]:
     return callbacks
 
 
-class Announce(Callback):
-    """Print what is about to be trained, from the network and settings the run really uses."""
+def check_model_target(path: str | None, spec: RunSpec) -> None:
+    """Refuse, before training, a --save target the trained model could not be written to."""
+    if path is None:
+        return
+    if not path.strip():
+        raise ConfigError("--save '': give a file name ending in .npz (or .json for the book's format)")
+    if not path.endswith((".npz", ".json")):
+        raise ConfigError(f"--save {path}: the name must end in .npz (nndl) or .json (the book's network2 format)")
+    network = spec.network
+    if path.endswith(".json") and (network.activation != "sigmoid" or network.cost == "log-likelihood"
+                                   or network.output_activation == "softmax" or network.dropout):
+        raise ConfigError(f"--save {path}: the book's network2 format holds only sigmoid networks with the quadratic "
+                          "or cross-entropy cost; save as .npz")
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"--save {path}: is a folder; give a file name")
+    if target.exists() and not target.is_file():
+        raise ConfigError(f"--save {path}: is not a regular file, and nndl never replaces one")
+    parent = target.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--save {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"--save {path}: the folder {parent} is not writable")
 
-    def __init__(self, args: argparse.Namespace, source: object, seed: int):
-        self.args, self.source, self.seed = args, source, seed
 
-    def on_train_begin(self, run: TrainingRun) -> None:
-        d, config = run.network.describe(), run.config
-        settings = [f"η={config.eta}", f"m={config.mini_batch_size}"]
-        settings += [f"{name}={value}" for name, value in (("λ", config.lmbda), ("λ1", config.l1),
-                                                           ("μ", config.momentum), ("dropout", d["dropout"])) if value]
-        if self.args.augment:
-            settings.append(f"distortions {self.args.augment}")
-        say(self.args, f"Training {d['sizes']} ({d['activation']} neurons, {d['output_activation']} outputs, "
-                       f"{d['cost']} cost, {d['init']} init, {d['dtype']}) on {run.optimizer.n} images from "
-                       f"{self.source}: "
-                       f"{', '.join(settings)}, {plural(config.epochs, 'epoch')}, seed {self.seed}")
-
-
-def run_train(args: argparse.Namespace) -> int:
-    seed = fresh_seed() if args.seed is None else args.seed
-    recipe = recipe_from_args(args)
-    mnist = load_mnist(args.data, train_size=args.train_size)  # float32 pixels; the network casts each batch
-    threads = args.blas_threads or None
-    if threads is not None and not blas_available():
-        say(args, "(install threadpoolctl to limit BLAS threads: pip install 'nndl[cli]')")
-    callbacks = [Announce(args, mnist.source, seed), *display_callbacks(args.quiet)]
-    network, summary = run_recipe(recipe, mnist, seed, callbacks, blas_thread_limit=threads)
-    summary["settings"]["training"] = recipe.training_config(seed).to_dict()
-    summary["settings"]["blas_threads"] = threads
-
-    best, final, name = summary["best"], summary["final"], recipe.evaluate_on
-    kept = " (the weights kept are the best epoch's)" if args.schedule or args.early_stopping else ""
-    say(args, f"Best {name} accuracy {100 * best['accuracy']:.2f}% at epoch {best['epoch']}; "
-              f"final {100 * final['accuracy']:.2f}%; {plural(len(summary['history']), 'epoch')} in "
-              f"{summary['seconds']:.1f} s{kept}")
+def report_training(args: argparse.Namespace, result: RunResult) -> None:
+    """The closing lines: best and final accuracy, how training ended, and what was saved."""
+    summary, spec = result.summary, result.spec
+    best, final = summary["best"], summary["final"]
+    if best is not None:
+        kept = " (the weights kept are the best validation epoch's)" if spec.monitoring.keeps_best else ""
+        say(args, f"Best {best['measure']} {100 * best['accuracy']:.2f}% at epoch {best['epoch']}; "
+                  f"final {100 * final['accuracy']:.2f}%; {plural(len(summary['history']), 'epoch')} in "
+                  f"{summary['seconds']:.1f} s{kept}")
+    saved = []
     if args.save:
-        network.metadata = {k: summary[k] for k in ("settings", "history", "best", "final")}
-        say(args, f"Saved the model to {write_model(network, args.save)}")
-    if args.json:
-        print(json.dumps(summary), flush=True)
-    return 0
+        result.network.metadata = {"spec": summary["spec"], "history": summary["history"], "best": best,
+                                   "final": final}
+        saved.append(f"the model to {write_model(result.network, args.save)}")
+    if result.checkpoint is not None and result.run.interrupted:
+        saved.append(f"a checkpoint to {result.checkpoint} (continue with: nndl train --resume "
+                     f"{args.resume or args.checkpoint})")
+    if result.run.interrupted:
+        run = result.run
+        print(f"nndl train: interrupted at epoch {run.epoch}, after mini-batch {run.batch} of {run.n_batches}; "
+              + ("saved " + " and ".join(saved) if saved else "nothing saved (use --checkpoint DIR to resume later)"),
+              file=sys.stderr)
+    elif saved:
+        say(args, "Saved " + " and ".join(saved))
 
 
 def progress_bar_available() -> bool:
@@ -376,10 +389,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {"model": args.model, "network": network.describe()}
     for dataset in (mnist.validation, mnist.test):
         check_data_fits(network, dataset)
-        metrics = evaluate(network, Monitor(dataset, accuracy=True, cost=True))
-        results[dataset.name] = {key[len(dataset.name) + 1 :]: value for key, value in metrics.items()}
+        results[dataset.name] = evaluate(network, Monitor(dataset, accuracy=True, cost=True))
     if args.json:
-        print(json.dumps(results))
+        print(strict_json(results))
         return 0
     print(f"{args.model}: {network}")
     for name in ("validation", "test"):

@@ -1,26 +1,27 @@
-"""Callbacks that show training to a person: the book's epoch lines and a progress bar."""
+"""Callbacks that show training to a person (the book's epoch lines, a progress bar, the opening line),
+stop it cleanly on Ctrl-C or SIGTERM, and strict JSON for machines."""
 
 from __future__ import annotations
 
+import json
+import math
+import signal
 import sys
 from typing import Any, TextIO
 
-from ..training import Callback, TrainingRun
+from ..callbacks import Callback
+from ..training import TrainingRun
 
 
 def format_epoch(record: dict[str, Any], show_eta: bool = False) -> str:
     """'Epoch 0: 9129 / 10000 (test, 91.29%)  0.30 s', like the book, plus any cost and the time."""
     parts = [f"Epoch {record['epoch']}:"]
-    names = dict.fromkeys(key.rsplit("_", 1)[0] for key in record if key.endswith(("_correct", "_cost")))
-    for name in names:
-        if name + "_correct" in record:
-            parts.append(
-                f"{record[name + '_correct']} / {record[name + '_total']} "
-                f"({name}, {100 * record[name + '_accuracy']:.2f}%)"
-            )
-        if name + "_cost" in record:
-            parts.append(f"{name} cost {record[name + '_cost']:.4f}")
-    if not names:
+    for name, metrics in record["metrics"].items():
+        if "correct" in metrics:
+            parts.append(f"{metrics['correct']} / {metrics['total']} ({name}, {100 * metrics['accuracy']:.2f}%)")
+        if "cost" in metrics:
+            parts.append(f"{name} cost {metrics['cost']:.4f}")
+    if not record["metrics"]:
         parts.append("complete")
     if show_eta:
         parts.append(f"η {record['eta']:g}")
@@ -49,11 +50,72 @@ class ProgressBar(Callback):
     def on_epoch_begin(self, run: TrainingRun, epoch: int) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=run.n_batches, desc=f"Epoch {epoch}", unit="batch", leave=False, file=sys.stderr)
+        self.bar = tqdm(total=run.n_batches, initial=run.batch, desc=f"Epoch {epoch}", unit="batch", leave=False,
+                        file=sys.stderr)
 
     def on_batch_end(self, run: TrainingRun, batch: int) -> None:
         if (batch + 1) % self.update_every == 0:
             self.bar.update(self.update_every)
 
-    def on_epoch_end(self, run: TrainingRun, record: dict[str, Any]) -> None:
-        self.bar.close()
+    def on_train_end(self, run: TrainingRun) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    on_epoch_end = on_train_end  # type: ignore[assignment]
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 epoch', '30 epochs'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+class Announce(Callback):
+    """Print what is about to be trained, from the network and settings the run really uses."""
+
+    def on_train_begin(self, run: TrainingRun) -> None:
+        d, config = run.network.describe(), run.config
+        settings = [f"η={config.eta}", f"m={config.mini_batch_size}"]
+        settings += [f"{name}={value}" for name, value in (("λ", config.lmbda), ("λ1", config.l1),
+                                                           ("μ", config.momentum), ("dropout", d["dropout"])) if value]
+        start = f", resuming at epoch {run.epoch}" if run.history.epochs or run.epoch else ""
+        print(f"Training {d['sizes']} ({d['activation']} neurons, {d['output_activation']} outputs, {d['cost']} cost, "
+              f"{d['init']} init, {d['dtype']}) on {run.optimizer.n} images: {', '.join(settings)}, "
+              f"{plural(config.epochs, 'epoch')}, seed {run.seed}{start}", flush=True)
+
+
+class StopOnSignal(Callback):
+    """Ctrl-C or SIGTERM: finish the current mini-batch, then stop (a second Ctrl-C stops at once)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def on_train_begin(self, run: TrainingRun) -> None:
+        self.previous = {}
+
+        def stop(signum: int, frame: Any) -> None:
+            for number, handler in self.previous.items():
+                signal.signal(number, handler)  # a second signal acts at once
+            run.request_stop()
+
+        for number in self.SIGNALS:
+            self.previous[number] = signal.signal(number, stop)
+
+    def on_train_end(self, run: TrainingRun) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}
+
+
+def finite_or_none(value: Any) -> Any:
+    """The value with every NaN or infinite float replaced by None, at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def strict_json(value: Any) -> str:
+    """One line of standard JSON (NaN and infinities, which JSON has not, become null)."""
+    return json.dumps(finite_or_none(value), allow_nan=False)

@@ -55,6 +55,10 @@ class Dataset:
     def n_features(self) -> int:
         return self.images.shape[1]
 
+    def epoch_images(self, epoch: int) -> np.ndarray:
+        """The images to train on in any epoch: these, unchanged (distorted data gives fresh ones)."""
+        return self.images
+
     def head(self, n: int) -> "Dataset":
         """The first ``n`` examples (views, not copies)."""
         return Dataset(self.images[:n], self.labels[:n], self.name)

@@ -55,13 +55,15 @@ METRIC_LABELS = {"accuracy": "accuracy (%)", "cost": "cost"}
 
 
 def history_series(history: list[dict[str, Any]], kind: str) -> Series:
-    """Every '<dataset>_<kind>' column of a history as a series over epochs (accuracy in %)."""
-    keys = sorted({k for record in history for k in record if k.endswith("_" + kind)})
+    """Every dataset's ``kind`` measure (accuracy or cost) in a history, as a series over epochs (accuracy in %)."""
+    names = sorted({name for record in history for name, metrics in record.get("metrics", {}).items()
+                    if isinstance(metrics, dict) and isinstance(metrics.get(kind), (int, float))})
     scale = 100.0 if kind == "accuracy" else 1.0
     series: Series = {}
-    for key in keys:
-        recorded = [r for r in history if key in r]
-        series[key.rsplit("_", 1)[0]] = ([r["epoch"] for r in recorded], [scale * r[key] for r in recorded])
+    for name in names:
+        points = [(r["epoch"], r["metrics"][name][kind]) for r in history
+                  if isinstance(r.get("metrics", {}).get(name, {}).get(kind), (int, float))]
+        series[name] = ([e for e, _ in points], [scale * v for _, v in points])
     return series
 
 

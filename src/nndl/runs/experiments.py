@@ -1,12 +1,15 @@
 """The book's experiments (chapters 1 and 3) as data, and one runner for all of them.
 
-Each :class:`Experiment` is a declaration: its runs (recipe settings, see
-:class:`nndl.runs.spec.Recipe`), the rows of its report (what to measure and what
-the book reported) and its figures (which metric over which epochs). The runner
-trains every run for every seed with :func:`nndl.runs.spec.run_recipe`, writes the
-histories as JSON, draws the figures and writes a Markdown report with the
-book's number beside nndl's (best of the seeds, as the book did, and the mean).
-``quick`` runs a shortened form of every experiment to check the whole pipeline.
+Each :class:`Experiment` is a declaration: its runs (flat run-specification
+settings, see :class:`nndl.runs.spec.RunSpec`), the rows of its report (what to
+measure and what the book reported) and its figures (which measure over which
+epochs). Every cross-reference (a row's or figure's run, a measure the run does
+not record) is checked when the registry loads. The runner trains every run for
+every seed with :func:`nndl.runs.runner.run_spec`, writes the histories as JSON
+(a rerun skips the runs already finished), draws the figures and writes a
+Markdown report with the book's number beside nndl's (best of the seeds, as the
+book did, and the mean). ``quick`` runs a shortened form of every experiment to
+check the whole pipeline.
 """
 
 from __future__ import annotations
@@ -20,13 +23,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..data.distortions import expand_dataset
-from ..data.mnist import load_mnist
 from ..errors import ConfigError
-from ..files.atomic import write_bytes_atomically
+from ..files.atomic import read_json, write_bytes_atomically
 from ..files.plots import plot_series
-from .spec import Recipe, run_recipe
-from ..training import Monitor, evaluate
+from ..metrics import Measure
+from .runner import DataCache, kept_scores, run_spec
+from .spec import RunSpec
+
+HOWS = ("best", "final", "first", "kept", "epoch-of-best", "epoch-of-min")
+
+
+def parse_measure(text: str) -> tuple[str, Measure | None]:
+    """'best test_accuracy' → ('best', Measure('test', 'accuracy')); 'epochs' → ('epochs', None)."""
+    if text == "epochs":
+        return "epochs", None
+    how, _, key = text.partition(" ")
+    if how not in HOWS:
+        raise ConfigError(f"measure {text!r}: begin with one of {', '.join(HOWS)}")
+    return how, Measure.parse(key)
 
 
 @dataclass(frozen=True)
@@ -36,7 +50,7 @@ class Row:
     ``measure`` is "best KEY", "final KEY", "first KEY" (epoch 0), "kept KEY"
     (the finished network scored afresh: with early stopping, the best epoch's
     weights), "epoch-of-best KEY", "epoch-of-min KEY" or "epochs" (how many ran);
-    KEY is a history column such as test_accuracy or training_cost.
+    KEY names a dataset and a measure, such as test_accuracy or training_cost.
     """
 
     label: str
@@ -44,10 +58,13 @@ class Row:
     measure: str
     book: float | str | None = None
 
+    def __post_init__(self) -> None:
+        parse_measure(self.measure)
+
 
 @dataclass(frozen=True)
 class Figure:
-    """A figure: ``metric`` per epoch for each run (``kind="curve"``, optionally over the recipe's
+    """A figure: ``metric`` per epoch for each run (``kind="curve"``, optionally over the run's
     epochs [start, stop)), or the final metric against the training-set size (``kind="by-size"``)."""
 
     name: str
@@ -57,10 +74,27 @@ class Figure:
     epochs: tuple[int, int] | None = None
     kind: str = "curve"
 
+    @property
+    def measures(self) -> list[Measure]:
+        return [Measure.parse(key) for key in self.metric.split(",")]
+
+
+def recorded_datasets(spec: RunSpec) -> dict[str, set[str]]:
+    """The measures a run records, by dataset."""
+    wanted = set(spec.monitoring.monitor)
+    recorded = {spec.data.evaluate_on: {"accuracy", "correct"} | ({"cost"} if "evaluation-cost" in wanted else set())}
+    if spec.monitoring.keeps_best:
+        recorded.setdefault("validation", set()).update({"accuracy", "correct"})
+    training = {name for name, flag in (("accuracy", "training-accuracy"), ("correct", "training-accuracy"),
+                                        ("cost", "training-cost")) if flag in wanted}
+    if training:
+        recorded["training"] = training
+    return recorded
+
 
 @dataclass(frozen=True)
 class Experiment:
-    """A named experiment: runs (label → recipe settings), report rows and figures."""
+    """A named experiment: runs (label → flat spec settings), report rows and figures."""
 
     name: str
     title: str
@@ -71,24 +105,46 @@ class Experiment:
     long: bool = False  # left out of `run --all` unless asked: it takes far longer than the rest
     note: str = ""
 
-    def recipes(self, quick: bool = False) -> dict[str, Recipe]:
-        """The runs as validated recipes (shortened when ``quick``)."""
-        recipes = {}
+    def __post_init__(self) -> None:
+        specs = self.specs()
+        for row in self.rows:
+            self.check_reference(row.run, f"row {row.label!r}")
+            how, measure = parse_measure(row.measure)
+            if measure is not None and how != "kept":
+                self.check_recorded(specs[row.run], measure, f"row {row.label!r}")
+        for figure in self.figures:
+            for run in figure.runs or tuple(self.runs):
+                self.check_reference(run, f"figure {figure.name!r}")
+                for measure in figure.measures:
+                    self.check_recorded(specs[run], measure, f"figure {figure.name!r}")
+
+    def check_reference(self, run: str, what: str) -> None:
+        if run not in self.runs:
+            raise ConfigError(f"experiment {self.name!r}: {what} names run {run!r}, which is not one of its runs")
+
+    def check_recorded(self, spec: RunSpec, measure: Measure, what: str) -> None:
+        if measure.name not in recorded_datasets(spec).get(measure.dataset, set()):
+            raise ConfigError(f"experiment {self.name!r}: {what} needs the {measure}, which its run does not record")
+
+    def specs(self, quick: bool = False) -> dict[str, RunSpec]:
+        """The runs as validated specifications (shortened when ``quick``)."""
+        specs = {}
         for label, settings in self.runs.items():
-            recipe = Recipe.from_dict(settings, where=f"experiment {self.name!r}, run {label!r}")
-            recipes[label] = quick_form(recipe) if quick else recipe
-        return recipes
+            spec = RunSpec.from_flat(settings, where=f"experiment {self.name!r}, run {label!r}")
+            specs[label] = quick_form(spec) if quick else spec
+        return specs
 
 
-def quick_form(recipe: Recipe) -> Recipe:
-    """A short version of a recipe: a few epochs on at most 1,000 images, for checking the pipeline."""
-    return recipe.replace(
-        epochs=min(recipe.epochs, 4) if recipe.epochs <= 60 else 8,
-        train_size=min(recipe.train_size or 50_000, 1_000),
-        patience=min(recipe.patience, 1),
-        early_stopping=1 if recipe.early_stopping else None,
+def quick_form(spec: RunSpec) -> RunSpec:
+    """A short version of a run: a few epochs on at most 1,000 images, for checking the pipeline."""
+    epochs = spec.training.epochs
+    return spec.replace(
+        epochs=min(epochs, 4) if epochs <= 60 else 8,
+        train_size=min(spec.data.train_size or 50_000, 1_000),
+        patience=min(spec.monitoring.patience, 1),
+        early_stopping=1 if spec.monitoring.early_stopping else None,
         time_limit=None,
-        augment_workers=0,
+        workers=0,
     )
 
 
@@ -218,7 +274,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
         "expanded", "Chapter 3: the 250,000-image one-pixel-shift expansion against the plain 50,000", "-",
         {"50,000 images": {**CE, "hidden": [100], "init": "normalized", "lmbda": 5.0},
-         "250,000 shifted images": {**CE, "hidden": [100], "init": "normalized", "lmbda": 5.0, "data": "shifted"}},
+         "250,000 shifted images": {**CE, "hidden": [100], "init": "normalized", "lmbda": 5.0, "expand": "shift-one-pixel"}},
         (Row("best test accuracy", "50,000 images", "best test_accuracy", None),
          Row("best test accuracy", "250,000 shifted images", "best test_accuracy", None)),
     ),
@@ -247,48 +303,38 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-class DataCache:
-    """MNIST (and the expanded sets experiments need), loaded once per run of the runner."""
-
-    def __init__(self, data_dir: str | None, work_dir: Path, quick: bool):
-        self.data_dir, self.work_dir, self.quick = data_dir, work_dir, quick
-        self.loaded: dict[str | None, Any] = {}
-
-    def folder(self, name: str | None) -> str | None:
-        if name != "shifted":
-            return name
-        target = self.work_dir / ("shifted-quick" if self.quick else "shifted")
-        if not target.exists():
-            expand_dataset(self.data_dir, target, train_size=1_000 if self.quick else None)
-        return str(target)
-
-    def get(self, recipe: Recipe):
-        key = recipe.data
-        if key not in self.loaded:
-            self.loaded[key] = load_mnist(self.folder(key) or self.data_dir)
-        return self.loaded[key]
-
-
 def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 3, quick: bool = False,
                    data_dir: str | None = None, log: Callable[[str], None] = print,
                    cache: DataCache | None = None) -> dict[str, Any]:
-    """Run every run of ``experiment`` for seeds 1…``seeds``; write histories, figures and report.md."""
+    """Run every run of ``experiment`` for seeds 1…``seeds``; write histories, figures and report.md.
+
+    A run whose history file already holds the same specification is not run
+    again, so an interrupted experiment continues where it stopped.
+    """
     out = Path(out_dir) / experiment.name
+    check_same_form(out, quick)
     out.mkdir(parents=True, exist_ok=True)
-    cache = cache or DataCache(data_dir, Path(out_dir) / "_data", quick)
+    cache = cache or DataCache()
     results: dict[str, list[dict[str, Any]]] = {}
     started = time.perf_counter()
-    for label, recipe in experiment.recipes(quick).items():
-        mnist = cache.get(recipe)
+    for label, spec in experiment.specs(quick).items():
+        if data_dir is not None:
+            spec = spec.replace(source=str(data_dir))
         for seed in range(1, seeds + 1):
-            network, summary = run_recipe(recipe, mnist, seed)
-            summary["kept"] = {f"{d.name}_accuracy": evaluate(network, Monitor(d))[f"{d.name}_accuracy"]
-                               for d in (mnist.validation, mnist.test)}
-            summary["run"] = label
-            write_bytes_atomically(out / f"history-{slug(label)}-seed{seed}.json", json.dumps(summary).encode())
+            seeded = spec.replace(seed=seed)
+            path = out / f"history-{slug(label)}-seed{seed}.json"
+            summary = finished_run(path, seeded)
+            if summary is None:
+                result = run_spec(seeded, cache=cache)
+                summary = {**result.summary, "run": label, "quick": quick,
+                           "kept": kept_scores(result.network, cache.get(seeded.data))}
+                write_bytes_atomically(path, json.dumps(summary).encode())
+                how = f"({summary['seconds']:.1f} s)"
+            else:
+                how = "(finished before, not rerun)"
             results.setdefault(label, []).append(summary)
-            log(f"{experiment.name}: {label}, seed {seed}: best {recipe.evaluate_on} accuracy "
-                f"{100 * summary['best']['accuracy']:.2f}% ({summary['seconds']:.1f} s)")
+            log(f"{experiment.name}: {label}, seed {seed}: best {summary['best']['measure']} "
+                f"{100 * summary['best']['accuracy']:.2f}% {how}")
     figures = [draw_figure(experiment, figure, results, out) for figure in experiment.figures]
     outcome = {"experiment": experiment.name, "quick": quick, "seeds": seeds,
                "seconds": time.perf_counter() - started, "rows": report_rows(experiment, results),
@@ -298,28 +344,51 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
     return outcome
 
 
+def finished_run(path: Path, spec: RunSpec) -> dict[str, Any] | None:
+    """The summary saved at ``path`` if it is a finished run of exactly ``spec``, else None."""
+    if not path.is_file():
+        return None
+    try:
+        summary = read_json(path, "a run history")
+        same = RunSpec.from_dict(summary["spec"]).fingerprint() == spec.fingerprint()
+    except (ConfigError, KeyError, TypeError):
+        return None
+    return summary if same and not summary.get("interrupted") else None
+
+
+def check_same_form(out: Path, quick: bool) -> None:
+    """Refuse to mix a quick run's results into a folder that holds a full run's (or the other way)."""
+    results = out / "results.json"
+    if results.is_file():
+        try:
+            earlier = read_json(results, "experiment results").get("quick")
+        except (ConfigError, AttributeError):
+            return
+        if earlier is not None and earlier != quick:
+            held = "quick" if earlier else "full"
+            raise ConfigError(f"{out} holds a {held} run's results; write the {'quick' if quick else 'full'} run "
+                              f"elsewhere with --out DIR")
+
+
 def measure(summary: dict[str, Any], measure: str) -> float:
     """One number from a run's summary, as a Row's ``measure`` names it (accuracies in %)."""
-    if measure == "epochs":
+    how, chosen = parse_measure(measure)
+    if chosen is None:
         return float(len(summary["history"]))
-    how, key = measure.split(" ", 1)
-    scale = 100.0 if key.endswith("accuracy") else 1.0
+    scale = 100.0 if chosen.name == "accuracy" else 1.0
     if how == "kept":
-        return scale * summary["kept"][key]
-    records = [r for r in summary["history"] if key in r]
+        return scale * summary["kept"][chosen.dataset]
+    records = [(r, chosen.of(r)) for r in summary["history"] if chosen.of(r) is not None]
     if not records:
-        raise ConfigError(f"{key} was not recorded; add it to the run's monitor settings")
-    if how == "best":
-        return scale * max(r[key] for r in records)
+        raise ConfigError(f"the {chosen} was not recorded; add it to the run's monitor settings")
     if how == "final":
-        return scale * records[-1][key]
+        return scale * records[-1][1]
     if how == "first":
-        return scale * records[0][key]
-    if how == "epoch-of-best":
-        return float(max(records, key=lambda r: r[key])["epoch"])
-    if how == "epoch-of-min":
-        return float(min(records, key=lambda r: r[key])["epoch"])
-    raise ConfigError(f"unknown measure {measure!r}")
+        return scale * records[0][1]
+    if how == "best":
+        return scale * (max if chosen.higher_is_better else min)(value for _, value in records)
+    pick = max if how == "epoch-of-best" and chosen.higher_is_better else min  # the first such epoch on ties
+    return float(pick(records, key=lambda item: item[1])[0]["epoch"])
 
 
 def report_rows(experiment: Experiment, results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -334,23 +403,22 @@ def report_rows(experiment: Experiment, results: dict[str, list[dict[str, Any]]]
 
 def best_of(measure_name: str, values: list[float]) -> float | None:
     """The best seed's value: the highest accuracy, the lowest cost; epochs have no best."""
-    if measure_name.endswith("accuracy"):
-        return max(values)
-    if measure_name.endswith("cost"):
-        return min(values)
-    return None
+    how, chosen = parse_measure(measure_name)
+    if chosen is None or how.startswith("epoch"):
+        return None
+    return (max if chosen.higher_is_better else min)(values)
 
 
 def draw_figure(experiment: Experiment, figure: Figure, results: dict[str, list[dict[str, Any]]],
                 out: Path) -> dict[str, Any]:
     """Draw one figure from the first seed of each run; returns its name, file and series ranges."""
     runs = figure.runs or tuple(results)
-    full = experiment.recipes()  # as declared: a quick run still stands for its full recipe
+    full = experiment.specs()  # as declared: a quick run still stands for its full run
     series: dict[str, tuple[list[float], list[float]]] = {}
+    measures = figure.measures
     if figure.kind == "by-size":
-        key = figure.metric
-        size = {r: full[r].train_size or results[r][0]["settings"]["data"]["train_size"] for r in runs}
-        points = sorted((size[r], measure(results[r][0], f"final {key}")) for r in runs)
+        size = {r: full[r].data.train_size or results[r][0]["data"]["train_size"] for r in runs}
+        points = sorted((size[r], measure(results[r][0], f"final {figure.metric}")) for r in runs)
         series["nndl"] = ([p[0] for p in points], [p[1] for p in points])
         book = sorted((size[row.run], row.book) for row in experiment.rows
                       if row.run in size and isinstance(row.book, (int, float)))
@@ -361,15 +429,16 @@ def draw_figure(experiment: Experiment, figure: Figure, results: dict[str, list[
     else:
         for run in runs:
             summary = results[run][0]
-            planned, ran = full[run].epochs, len(summary["history"])
+            planned, ran = full[run].training.epochs, len(summary["history"])
             start, stop = figure.epochs or (0, planned)
             start, stop = start * ran // planned, -(-stop * ran // planned)  # the same share of a shorter run
-            for key in figure.metric.split(","):
-                scale = 100.0 if key.endswith("accuracy") else 1.0
-                chosen = [r for r in summary["history"][start:stop] if key in r]
-                name = run if len(figure.metric.split(",")) == 1 else f"{run}: {key.split('_')[0]}"
-                series[name] = ([r["epoch"] for r in chosen], [scale * r[key] for r in chosen])
-        ylabel = "accuracy (%)" if figure.metric.endswith("accuracy") else "cost"
+            for chosen in measures:
+                scale = 100.0 if chosen.name == "accuracy" else 1.0
+                points = [(r["epoch"], chosen.of(r)) for r in summary["history"][start:stop]
+                          if chosen.of(r) is not None]
+                name = run if len(measures) == 1 else f"{run}: {chosen.dataset}"
+                series[name] = ([e for e, _ in points], [scale * v for _, v in points])
+        ylabel = "accuracy (%)" if measures[-1].name == "accuracy" else "cost"
         plot_series(series, out / f"{figure.name}.png", figure.title, "epoch", ylabel)
     return {"name": figure.name, "file": f"{figure.name}.png",
             "series": {k: {"first": x[0], "last": x[-1], "points": len(x)} for k, (x, _) in series.items() if x}}
@@ -409,7 +478,7 @@ def experiment_report(experiment: Experiment, outcome: dict[str, Any], figure_di
 def run_all(out_dir: str | Path, *, seeds: int = 3, quick: bool = False, data_dir: str | None = None,
             include_long: bool = False, log: Callable[[str], None] = print) -> Path:
     """Run every experiment (the long ones only if asked) and write one report.md for them all."""
-    cache = DataCache(data_dir, Path(out_dir) / "_data", quick)
+    cache = DataCache()
     started = time.perf_counter()
     sections = []
     for experiment in EXPERIMENTS.values():

@@ -1,177 +1,232 @@
-"""A training run as data: the :class:`Recipe` that ``nndl train`` and every experiment run.
+"""The run specification: everything one training run needs, as one typed, serialisable object.
 
-A recipe names everything a run needs (network, cost, initialisation,
-hyperparameters, data, what to monitor, schedules, distortions) as plain,
-JSON-friendly values, so experiments are declared rather than coded, and one
-function, :func:`run_recipe`, turns any recipe into a trained network and its
-history.
+A :class:`RunSpec` has five sections: the network, the training hyperparameters
+(:class:`nndl.training.TrainingConfig`), the data, monitoring and stopping, and
+distortions. Each field is declared once (:func:`nndl.settings.setting`) with
+its default, help and allowed values; from that declaration come the JSON form,
+the validation, and every ``nndl train`` option. ``nndl train``, the
+experiments, the sweeps and the web page all build a RunSpec and hand it to
+:func:`nndl.runs.runner.run_spec`.
+
+Every field name is unique across sections, so ``spec.replace(eta=0.5,
+hidden=[100])`` changes fields without naming their section (``"training.eta"``
+works too)::
+
+    {"network": {"hidden": [30], "cost": "quadratic", ...},
+     "training": {"epochs": 30, "mini_batch_size": 10, "eta": 3.0, ...},
+     "data": {"source": null, "expand": null, "train_size": null, "evaluate_on": "test"},
+     "monitoring": {...}, "distortions": {"augment": null, "workers": 2}}
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
+import hashlib
+import json
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator
 
-from .. import __version__
+from ..activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, get_activation
+from ..costs import COSTS, get_cost
 from ..data.distortions import parse_distortion
-from .blas import DEFAULT_BLAS_THREADS
-from ..data.mnist import MNIST
 from ..errors import ConfigError
-from ..network import Network, check_sizes
-from ..schedules import EarlyStopping, HalveOnPlateau, TimeLimit
-from ..training import Callback, History, Monitor, TrainingConfig, check_data_fits, evaluate, train
+from ..initializers import INITIALIZERS
+from ..metrics import Measure
+from ..schedules import SCHEDULES
+from ..settings import check_fields, from_dict, setting, to_dict
+from ..training import TrainingConfig
 
-MONITOR_CHOICES = ("training-cost", "training-accuracy", "evaluation-cost", "evaluation-accuracy")
+MONITOR_CHOICES = ("training-cost", "training-accuracy", "evaluation-cost")
+EXPANSIONS = ("shift-one-pixel",)
+SPEC_VERSION = 1
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """Everything one training run needs, as plain values (the defaults are chapter 1's run).
+class NetworkSpec:
+    """The network's shape and behaviour (chapters 1 and 3)."""
 
-    ``hidden`` gives the hidden layers (input and output fit the data) unless
-    ``sizes`` gives every layer. ``data`` is a folder of MNIST-layout files
-    (None: the usual MNIST). ``evaluate_each_epoch`` False scores the network
-    once, after training (the book's more-data experiment does).
-    """
-
-    hidden: tuple[int, ...] = (30,)
-    sizes: tuple[int, ...] | None = None
-    cost: str = "quadratic"
-    activation: str = "sigmoid"
-    output_activation: str | None = None
-    init: str = "large"
-    dropout: float = 0.0
-    dtype: str = "float32"
-    epochs: int = TrainingConfig.epochs  # the hyperparameters' defaults are TrainingConfig's
-    mini_batch_size: int = TrainingConfig.mini_batch_size
-    eta: float = TrainingConfig.eta
-    lmbda: float = TrainingConfig.lmbda
-    l1: float = TrainingConfig.l1
-    momentum: float = TrainingConfig.momentum
-    backprop: str = TrainingConfig.backprop
-    train_size: int | None = None
-    data: str | None = None
-    evaluate_on: str = "test"
-    evaluate_each_epoch: bool = True
-    monitor: tuple[str, ...] = ()
-    early_stopping: int | None = None
-    schedule: str | None = None
-    patience: int = 10
-    augment: str | None = None
-    augment_workers: int = 2
-    time_limit: float | None = None
+    hidden: tuple[int, ...] = setting((30,), "hidden layer sizes, e.g. 100 or 100,30; input and output fit the data",
+                                      kind="ints", minimum=1, maximum=100_000, metavar="H1,...")
+    sizes: tuple[int, ...] | None = setting(None, "every layer, input to output, e.g. 784,30,10 (instead of --hidden)",
+                                            kind="ints", minimum=1, maximum=100_000, optional=True,
+                                            metavar="L0,L1,...")
+    cost: str = setting("quadratic", "quadratic (chapter 1), cross-entropy (chapter 3: learns fast from saturated "
+                        "sigmoid outputs) or log-likelihood (with softmax outputs)", kind="str", choices=tuple(COSTS))
+    activation: str = setting("sigmoid", "hidden neurons: sigmoid, tanh or relu (rectified linear)", kind="str",
+                              choices=HIDDEN_ACTIVATIONS)
+    output_activation: str | None = setting(None, "output neurons: sigmoid, or softmax (default: softmax for "
+                                            "log-likelihood, else sigmoid)", kind="str", choices=OUTPUT_ACTIVATIONS,
+                                            optional=True)
+    init: str = setting("large", "weight initialisation: large = N(0,1) as network.py, normalized = N(0,1/n_in) as "
+                        "network2.py, he = N(0,2/n_in) for relu", kind="str", choices=tuple(INITIALIZERS))
+    dropout: float = setting(0.0, "dropout: remove a fraction P of hidden neurons for each mini-batch, e.g. 0.5",
+                             kind="float", minimum=0.0, below=1.0, metavar="P")
+    dtype: str = setting("float32", "floating-point precision (float32: as accurate, faster)", kind="str",
+                         choices=("float32", "float64"))
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.monitor if m not in MONITOR_CHOICES]
-        if unknown:
-            raise ConfigError(f"monitor {unknown[0]!r}: choose from {', '.join(MONITOR_CHOICES)}")
-        if self.evaluate_on not in ("test", "validation"):
-            raise ConfigError(f"evaluate_on {self.evaluate_on!r}: choose test or validation")
-        if self.schedule not in (None, "halve-on-plateau"):
-            raise ConfigError(f"schedule {self.schedule!r}: the one schedule is halve-on-plateau")
+        check_fields(self, "network")
+        if self.sizes is not None:
+            if len(self.sizes) < 2:
+                raise ConfigError(f"network.sizes {list(self.sizes)}: give at least an input and an output layer")
+            object.__setattr__(self, "hidden", self.sizes[1:-1])  # one shape: sizes decides the hidden layers
+        cost = get_cost(self.cost)
+        output = get_activation(self.output_activation or cost.output_activations[0], "output")
+        cost.check_output(output)
+        if self.dropout and not self.hidden:
+            raise ConfigError("network.dropout: dropout removes hidden neurons, and this network has no hidden layer")
+
+    def layer_sizes(self, n_inputs: int, n_outputs: int) -> list[int]:
+        """Every layer's size for data with ``n_inputs`` pixels and ``n_outputs`` classes."""
+        return list(self.sizes) if self.sizes is not None else [n_inputs, *self.hidden, n_outputs]
+
+    def network_options(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`nndl.network.Network` (all but the sizes)."""
+        return {k: v for k, v in to_dict(self).items() if k not in ("hidden", "sizes")}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the run's images come from, and which split scores it."""
+
+    source: str | None = setting(None, "folder with the four MNIST-layout IDX files (default: $NNDL_DATA, else the "
+                                 "cache, downloaded on first use)", kind="str", optional=True, flag="--data",
+                                 metavar="DIR")
+    expand: str | None = setting(None, "expand the training images in memory: shift-one-pixel is the book's "
+                                 "50,000 → 250,000", kind="str", choices=EXPANSIONS, optional=True)
+    train_size: int | None = setting(None, "train on the first N training images (default all 50,000)", kind="int",
+                                     minimum=1, optional=True, metavar="N")
+    evaluate_on: str = setting("test", "dataset scored after each epoch: test (as in chapter 1) or validation "
+                               "(chapter 3)", kind="str", choices=("test", "validation"))
+
+    def __post_init__(self) -> None:
+        check_fields(self, "data")
+
+
+@dataclass(frozen=True)
+class MonitoringSpec:
+    """What is measured each epoch, and what stops training."""
+
+    monitor: tuple[str, ...] = setting((), "also record each epoch any of: " + ", ".join(MONITOR_CHOICES) +
+                                       " (evaluation accuracy is always recorded)", kind="strs",
+                                       choices=MONITOR_CHOICES, metavar="LIST")
+    evaluate_each_epoch: bool = setting(True, "score after every epoch (false: once, after training)", kind="bool",
+                                        cli=False)
+    early_stopping: int | None = setting(None, "stop when the validation accuracy has not improved in N epochs "
+                                         "(no-improvement-in-N); the best epoch's weights are kept", kind="int",
+                                         minimum=1, optional=True, metavar="N")
+    schedule: str | None = setting(None, "halve-on-plateau halves η after --patience epochs without improvement in "
+                                   "validation accuracy, stops once η is 1/128 of its start; best weights are kept",
+                                   kind="str", choices=SCHEDULES, optional=True)
+    patience: int = setting(10, "epochs without improvement before the schedule halves η", kind="int", minimum=1,
+                            metavar="N")
+    time_limit: float | None = setting(None, "stop after the first epoch that ends past MINUTES of training",
+                                       kind="float", above=0.0, optional=True, metavar="MINUTES")
+    learning_speed: bool = setting(False, "record each layer's speed of learning ‖δ^l‖ per epoch (chapter 5)",
+                                   kind="bool")
+
+    def __post_init__(self) -> None:
+        check_fields(self, "monitoring")
+
+    @property
+    def keeps_best(self) -> bool:
+        """Whether the run ends with its best epoch's weights rather than its last."""
+        return bool(self.early_stopping or self.schedule)
+
+
+@dataclass(frozen=True)
+class DistortionSpec:
+    """Fresh random distortions of the training images every epoch."""
+
+    augment: str | None = setting(None, "train on fresh random distortions every epoch, e.g. rotate=10,skew=0.2,"
+                                  "elastic (rotate=DEGREES, skew=FACTOR, shift=PIXELS, elastic[=ALPHA], sigma=SIGMA)",
+                                  kind="str", optional=True, metavar="SPEC")
+    workers: int = setting(2, "processes preparing the next epoch's distortions while this one trains (0: none)",
+                           kind="int", minimum=0, maximum=64, flag="--augment-workers", metavar="N", identity=False)
+
+    def __post_init__(self) -> None:
+        check_fields(self, "distortions")
         if self.augment is not None:
-            parse_distortion(self.augment)
-        self.training_config(seed=0)  # validates the hyperparameters
-        check_sizes(self.sizes or (1, *self.hidden, 1))
-        # a tiny stand-in checks the network settings (names, cost/output pairs, dropout) the same way
-        Network([2, 2, 2], cost=self.cost, activation=self.activation, output_activation=self.output_activation,
-                init=self.init, dropout=self.dropout, seed=0, dtype=self.dtype)
+            object.__setattr__(self, "augment", str(parse_distortion(self.augment)))  # one canonical spelling
+
+
+SECTIONS: dict[str, type] = {"network": NetworkSpec, "training": TrainingConfig, "data": DataSpec,
+                             "monitoring": MonitoringSpec, "distortions": DistortionSpec}
+FIELD_SECTION = {f.name: section for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: network, training, data, monitoring and distortions (defaults: chapter 1's run)."""
+
+    network: NetworkSpec = dataclasses.field(default_factory=NetworkSpec)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    data: DataSpec = dataclasses.field(default_factory=DataSpec)
+    monitoring: MonitoringSpec = dataclasses.field(default_factory=MonitoringSpec)
+    distortions: DistortionSpec = dataclasses.field(default_factory=DistortionSpec)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str = "recipe") -> "Recipe":
-        """Build a recipe from plain values, naming any unknown key and the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+    def from_dict(cls, values: Any, where: str = "run specification") -> "RunSpec":
+        """Build from the JSON form (sections of settings), naming any unknown section or setting."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: expected a JSON object with sections {', '.join(SECTIONS)}")
+        values = {k: v for k, v in values.items() if k != "spec_version"}
+        unknown = sorted(set(values) - set(SECTIONS))
         if unknown:
-            raise ConfigError(f"{where}: unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(known))}")
-        cleaned = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+            raise ConfigError(f"{where}: unknown section {unknown[0]!r}; sections: {', '.join(SECTIONS)}")
         try:
-            return cls(**cleaned)
-        except TypeError as exc:
+            return cls(**{name: from_dict(SECTIONS[name], part, f"{where}, {name}") for name, part in values.items()})
+        except TypeError as exc:  # e.g. a misspelt keyword reaching a constructor
             raise ConfigError(f"{where}: {exc}") from None
 
-    def replace(self, **changes: Any) -> "Recipe":
-        """A copy with some settings changed (validated like any recipe)."""
-        return Recipe.from_dict({**self.to_dict(), **changes})
+    @classmethod
+    def from_flat(cls, values: dict[str, Any], where: str = "run") -> "RunSpec":
+        """Build from flat settings ({"eta": 0.5, "hidden": [100]}), as experiments declare runs."""
+        return cls().replace(where=where, **values)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+    def replace(self, where: str = "run", **changes: Any) -> "RunSpec":
+        """A copy with some settings changed, by name ("eta") or by section and name ("training.eta")."""
+        parts = self.to_dict()
+        for key, value in changes.items():
+            section, _, name = key.rpartition(".")
+            section = section or FIELD_SECTION.get(name)
+            if section not in SECTIONS or name not in FIELD_SECTION or FIELD_SECTION[name] != section:
+                raise ConfigError(f"{where}: unknown setting {key!r}; known settings: {', '.join(FIELD_SECTION)}")
+            parts[section][name] = list(value) if isinstance(value, tuple) else value
+            if name == "hidden" and "sizes" not in changes and "network.sizes" not in changes:
+                parts["network"]["sizes"] = None  # the new hidden layers decide the shape
+        return RunSpec.from_dict(parts, where)
 
-    def training_config(self, seed: int | None) -> TrainingConfig:
-        return TrainingConfig(epochs=self.epochs, mini_batch_size=self.mini_batch_size, eta=self.eta,
-                              lmbda=self.lmbda, l1=self.l1, momentum=self.momentum, seed=seed,
-                              backprop=self.backprop)
+    def to_dict(self, identity_only: bool = False) -> dict[str, Any]:
+        """The JSON form: one object per section."""
+        return {name: to_dict(getattr(self, name), identity_only) for name in SECTIONS}
 
-    def network(self, mnist: MNIST, seed: int | None) -> Network:
-        sizes = self.sizes or (mnist.training.n_features, *self.hidden, mnist.n_classes)
-        return Network(sizes, cost=self.cost, activation=self.activation, output_activation=self.output_activation,
-                       init=self.init, dropout=self.dropout, seed=seed, dtype=self.dtype)
+    def to_json(self) -> str:
+        return json.dumps({"spec_version": SPEC_VERSION, **self.to_dict()}, indent=2, ensure_ascii=False) + "\n"
 
-    def monitors(self, mnist: MNIST) -> list[Monitor]:
-        evaluation = mnist.split(self.evaluate_on)
-        monitors = [Monitor(evaluation, accuracy=True, cost="evaluation-cost" in self.monitor)]
-        if {"training-cost", "training-accuracy"} & set(self.monitor):
-            monitors.append(Monitor(mnist.training, accuracy="training-accuracy" in self.monitor,
-                                    cost="training-cost" in self.monitor))
-        return monitors
+    def flat(self) -> dict[str, Any]:
+        """Every setting by its own name."""
+        return {k: v for part in self.to_dict().values() for k, v in part.items()}
 
-    def callbacks(self) -> list[Callback]:
-        metric = f"{self.evaluate_on}_accuracy"
-        callbacks: list[Callback] = []
-        if self.schedule == "halve-on-plateau":
-            callbacks.append(HalveOnPlateau(metric, self.patience))
-        if self.early_stopping:
-            callbacks.append(EarlyStopping(metric, self.early_stopping))
-        if self.time_limit:
-            callbacks.append(TimeLimit(self.time_limit))
-        return callbacks
+    def fingerprint(self) -> str:
+        """A short hash of the settings that decide the result (not worker counts)."""
+        canonical = json.dumps(self.to_dict(identity_only=True), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def differences(self, other: "RunSpec") -> Iterator[str]:
+        """'training.eta: 3.0 → 0.5' for each result-deciding setting that differs."""
+        mine, theirs = self.to_dict(identity_only=True), other.to_dict(identity_only=True)
+        for section in SECTIONS:
+            for name, value in mine[section].items():
+                if theirs[section][name] != value:
+                    yield f"{section}.{name}: {value!r} → {theirs[section][name]!r}"
 
-def run_recipe(recipe: Recipe, mnist: MNIST, seed: int, callbacks: Sequence[Callback] = (),
-               blas_thread_limit: int | None = DEFAULT_BLAS_THREADS) -> tuple[Network, dict[str, Any]]:
-    """Train the recipe's network on ``mnist`` with ``seed``; return it and a JSON-ready summary.
+    @property
+    def watched(self) -> Measure:
+        """The measure early stopping and schedules watch: validation accuracy, never the test set."""
+        return Measure("validation", "accuracy")
 
-    The summary holds the settings, the per-epoch history, the best and final
-    evaluation accuracy (with the best epoch) and the wall time.
-    """
-    if recipe.train_size is not None and len(mnist.training) > recipe.train_size:
-        mnist = dataclasses.replace(mnist, training=mnist.training.head(recipe.train_size))
-    network = recipe.network(mnist, seed)
-    monitors = recipe.monitors(mnist)
-    for monitor in monitors:
-        check_data_fits(network, monitor.dataset)
-    augmentation = parse_distortion(recipe.augment) if recipe.augment else None
-    started = time.perf_counter()
-    history = train(network, mnist.training, recipe.training_config(seed),
-                    evaluation=monitors if recipe.evaluate_each_epoch else (),
-                    callbacks=[*recipe.callbacks(), *callbacks], augmentation=augmentation,
-                    augment_workers=recipe.augment_workers, blas_thread_limit=blas_thread_limit)
-    if not recipe.evaluate_each_epoch:
-        final = history.epochs[-1]
-        for monitor in monitors:
-            final.update(evaluate(network, monitor, recipe.training_config(seed).regularization,
-                                  len(mnist.training)))
-    return network, summarize(recipe, network, mnist, seed, history, time.perf_counter() - started)
-
-
-def summarize(recipe: Recipe, network: Network, mnist: MNIST, seed: int, history: History,
-              seconds: float) -> dict[str, Any]:
-    """The JSON summary of a finished run."""
-    name = recipe.evaluate_on
-    key = f"{name}_accuracy"
-    best, final = history.best(key), history.final()
-    return {
-        "nndl_version": __version__,
-        "settings": {
-            "recipe": recipe.to_dict(),
-            "seed": seed,
-            "network": network.describe(),
-            "data": {"source": str(mnist.source), "train_size": len(mnist.training), "evaluate_on": name},
-        },
-        "history": history.epochs,
-        "best": {"epoch": best["epoch"], "accuracy": best[key], "correct": best[f"{name}_correct"]},
-        "final": {"epoch": final["epoch"], "accuracy": final[key], "correct": final[f"{name}_correct"]},
-        "seconds": seconds,
-    }
+    @property
+    def evaluation(self) -> Measure:
+        """The accuracy reported as the run's result, on the dataset ``data.evaluate_on`` names."""
+        return Measure(self.data.evaluate_on, "accuracy")
