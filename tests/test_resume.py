@@ -1,0 +1,183 @@
+"""Checkpoints and resume: an interrupted run, resumed, ends exactly where an uninterrupted one does."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_fake_mnist
+from nndl.callbacks import Callback
+from nndl.errors import ConfigError, NndlError
+from nndl.files.models import load_model
+from nndl.runs.checkpoint import checkpoint_files, latest_checkpoint
+from nndl.runs.runner import kept_scores, load_run_data, run_spec
+from nndl.runs.spec import RunSpec
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def small_mnist(tmp_path_factory):
+    """12,000 + 200 8×8 images: 2,000 training, 10,000 validation, 200 test."""
+    return write_fake_mnist(tmp_path_factory.mktemp("small") / "data", n_train=12_000, n_test=200, side=8)
+
+
+class StopAt(Callback):
+    """Ask training to stop after mini-batch ``batch`` of ``epoch``, as Ctrl-C would."""
+
+    def __init__(self, epoch, batch):
+        self.epoch, self.batch = epoch, batch
+
+    def on_batch_end(self, run, batch):
+        if (run.epoch, batch) == (self.epoch, self.batch):
+            run.request_stop()
+
+
+def without_seconds(history):
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+RUNS = {
+    "momentum, dropout, L1+L2, schedule": dict(momentum=0.6, dropout=0.3, lmbda=1.0, l1=0.3,
+                                               schedule="halve-on-plateau", patience=1, learning_speed=True),
+    "distortions, early stopping": dict(augment="rotate=10,elastic", workers=0, early_stopping=3,
+                                        monitor=["training-cost"]),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("label", list(RUNS))
+def test_interrupted_and_resumed_runs_end_bit_identical(small_mnist, tmp_path, dtype, label):
+    spec = RunSpec().replace(source=str(small_mnist), hidden=[12], eta=1.0, epochs=5, seed=7, dtype=dtype,
+                             **RUNS[label])
+    whole = run_spec(spec)
+    folder = tmp_path / "checkpoints"
+    rng = random.Random(dtype + label)
+    stops = sorted((rng.randrange(5), rng.randrange(200)) for _ in range(3))
+    for epoch, batch in stops:
+        part = run_spec(spec, checkpoint=folder, resume=bool(checkpoint_files(folder)),
+                        callbacks=[StopAt(epoch, batch)])
+        if part.run.interrupted:
+            assert part.checkpoint is not None and part.checkpoint.exists()
+    final = run_spec(spec, checkpoint=folder, resume=True)
+    for got, want in zip(final.network.parameters(), whole.network.parameters()):
+        np.testing.assert_array_equal(got, want)
+    assert without_seconds(final.summary["history"]) == without_seconds(whole.summary["history"])
+    assert len(checkpoint_files(folder)) <= 2  # the newest two are kept
+
+
+def test_resume_refuses_another_spec_or_other_data(small_mnist, tmp_path):
+    spec = RunSpec().replace(source=str(small_mnist), hidden=[8], epochs=2, seed=1)
+    run_spec(spec, checkpoint=tmp_path / "ck", callbacks=[StopAt(0, 50)])
+    with pytest.raises(NndlError, match=r"training.eta: 3.0 → 0.5"):
+        run_spec(spec.replace(eta=0.5), checkpoint=tmp_path / "ck", resume=True)
+    other = write_fake_mnist(tmp_path / "other", n_train=12_000, n_test=200, side=8, seed=5)
+    with pytest.raises(NndlError, match="different"):
+        run_spec(spec.replace(source=str(other)), checkpoint=tmp_path / "ck", resume=True)
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(small_mnist, tmp_path):
+    spec = RunSpec().replace(source=str(small_mnist), hidden=[8], epochs=3, seed=1)
+    run_spec(spec, checkpoint=tmp_path / "ck", callbacks=[StopAt(2, 10)])
+    older, newest = checkpoint_files(tmp_path / "ck")
+    newest.write_bytes(newest.read_bytes()[:500])  # torn
+    warnings = []
+    assert latest_checkpoint(tmp_path / "ck", warn=warnings.append).path == older
+    assert len(warnings) == 1 and newest.name in warnings[0] and older.name in warnings[0]
+    whole = run_spec(spec)
+    resumed = run_spec(spec, checkpoint=tmp_path / "ck", resume=True)
+    for got, want in zip(resumed.network.parameters(), whole.network.parameters()):
+        np.testing.assert_array_equal(got, want)
+
+
+def train_command(data, *extra):
+    return [sys.executable, "-m", "nndl", "train", "--data", str(data), "--hidden", "16", "--epochs", "400",
+            "--train-size", "2000", "--seed", "3", "--momentum", "0.5", "--dropout", "0.2", "--quiet", *extra]
+
+
+def test_sigkill_at_twenty_random_moments_then_resume(small_mnist, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    subprocess.run(train_command(small_mnist, "--save", str(tmp_path / "whole.npz")), env=env, check=True)
+    folder, rng, kills = tmp_path / "ck", random.Random(20), 0
+    while kills < 20:
+        resume = ["--resume", str(folder)] if checkpoint_files(folder) else ["--checkpoint", str(folder)]
+        process = subprocess.Popen(train_command(small_mnist, *resume), env=env)
+        time.sleep(rng.uniform(0.2, 0.8))  # start-up takes about 0.2 s
+        if process.poll() is not None:
+            break  # it finished before the kill
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+    subprocess.run(train_command(small_mnist, "--resume", str(folder), "--save", str(tmp_path / "resumed.npz")),
+                   env=env, check=True)
+    whole, resumed = load_model(tmp_path / "whole.npz"), load_model(tmp_path / "resumed.npz")
+    assert kills == 20  # killed twenty times before it could finish
+    for got, want in zip(resumed.parameters(), whole.parameters()):
+        np.testing.assert_array_equal(got, want)
+    assert without_seconds(resumed.metadata["history"]) == without_seconds(whole.metadata["history"])
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(small_mnist, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "nndl", "train", "--data", str(small_mnist), "--hidden", "64", "--epochs", "400",
+               "--checkpoint", str(tmp_path / "ck"), "--save", str(tmp_path / "m.npz")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith("Training")
+    process.stdout.readline()  # the first epoch's line: training is under way
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "interrupted at epoch" in lines[0] and "--resume" in lines[0]
+    assert checkpoint_files(tmp_path / "ck") and load_model(tmp_path / "m.npz").sizes == [64, 64, 10]
+
+
+# -- the wiring from the specification to the callbacks ----------------------------------------
+
+def test_early_stopping_watches_validation_and_keeps_the_best_epoch(small_mnist):
+    spec = RunSpec().replace(source=str(small_mnist), hidden=[8], epochs=40, eta=5.0, seed=2, early_stopping=2)
+    result = run_spec(spec)
+    history = result.summary["history"]
+    accuracy = [r["metrics"]["validation"]["accuracy"] for r in history]
+    best = int(np.argmax(accuracy))
+    assert len(history) == best + 3  # two epochs without improvement after the best, then stop
+    assert kept_scores(result.network, load_run_data(spec.data))["validation"] == accuracy[best]
+    assert result.summary["best"]["measure"] == "test accuracy"
+    assert result.summary["best"]["accuracy"] == max(r["metrics"]["test"]["accuracy"] for r in history)
+
+
+def test_the_penalty_uses_the_training_set_size(small_mnist):
+    spec = RunSpec().replace(source=str(small_mnist), hidden=[8], epochs=1, seed=2, lmbda=4.0, l1=1.0,
+                             train_size=500, monitor=["training-cost"])
+    result = run_spec(spec)
+    net, data = result.network, load_run_data(spec.data)
+    data_cost = net.total_cost(data.training.images, data.training.labels)
+    squares = sum(float(np.sum(w.astype(np.float64) ** 2)) for w in net.weights)
+    absolutes = sum(float(np.sum(np.abs(w), dtype=np.float64)) for w in net.weights)
+    expected = data_cost + 4.0 / (2 * 500) * squares + 1.0 / 500 * absolutes
+    assert result.summary["history"][0]["metrics"]["training"]["cost"] == pytest.approx(expected, rel=1e-6)
+    assert result.run.optimizer.n == 500
+
+
+def test_spec_round_trips_and_names_bad_fields():
+    spec = RunSpec().replace(eta=0.5, hidden=[100, 30], augment="rotate=10,elastic", monitor=["training-cost"])
+    assert RunSpec.from_dict(json.loads(spec.to_json())) == spec
+    with pytest.raises(ConfigError, match=r"training.eta -1.0: must be greater than 0.0"):
+        RunSpec.from_dict({"training": {"eta": -1}})
+    with pytest.raises(ConfigError, match=r"unknown setting 'etta'.*known settings: epochs"):
+        RunSpec.from_dict({"training": {"etta": 1}})
+    with pytest.raises(ConfigError, match="unknown section 'netwrk'"):
+        RunSpec.from_dict({"netwrk": {}})
+    with pytest.raises(ConfigError, match="choose from quadratic, cross-entropy, log-likelihood"):
+        RunSpec().replace(cost="hinge")
+    with pytest.raises(ConfigError, match="needs a sigmoid output layer"):
+        RunSpec().replace(cost="cross-entropy", output_activation="softmax")
+    assert spec.replace(workers=0).fingerprint() == spec.fingerprint()  # workers do not change the result
+    assert spec.replace(seed=2).fingerprint() != spec.fingerprint()
