@@ -16,7 +16,8 @@ from nndl.network import Network
 from nndl.optimizer import SGD
 from nndl.regularization import Regularization
 from nndl.schedules import EarlyStopping, HalveOnPlateau
-from nndl.training import Monitor, TrainingConfig, TrainingRun, evaluate, train
+from nndl.metrics import Measure, Monitor, evaluate
+from nndl.training import TrainingConfig, TrainingRun, train
 
 
 def reference_sigmoid(z):
@@ -131,7 +132,7 @@ def test_reported_cost_includes_the_regularisation_term_once():
     squares = sum(np.sum(w ** 2) for w in net.weights)
     absolutes = sum(np.sum(np.abs(w)) for w in net.weights)
     expected = net.total_cost(data.images, data.labels) + 2.0 / 2000 * squares + 0.5 / 1000 * absolutes
-    assert metrics == {"training_cost": pytest.approx(expected)}
+    assert metrics == {"cost": pytest.approx(expected)}
 
 
 # -- dropout -------------------------------------------------------------------------------
@@ -186,12 +187,12 @@ def test_training_with_dropout_draws_fresh_masks_and_is_seeded():
 def scripted_run(callback, accuracies, eta=1.0):
     """Feed ``callback`` a scripted validation-accuracy sequence; weights[0] is set to the epoch number."""
     net = Network([2, 2], seed=0, dtype="float64")
-    run = TrainingRun(net, TrainingConfig(eta=eta), SGD(net, eta, 10), n_batches=1)
+    run = TrainingRun(net, TrainingConfig(eta=eta), SGD(net, eta, 10), n_batches=1, seed=0)
     callback.on_train_begin(run)
     seen = []
     for epoch, accuracy in enumerate(accuracies):
         net.weights[0][...] = epoch
-        record = {"epoch": epoch, "eta": run.eta, "validation_accuracy": accuracy}
+        record = {"epoch": epoch, "eta": run.eta, "metrics": {"validation": {"accuracy": accuracy}}}
         callback.on_epoch_end(run, record)
         seen.append(run.eta)
         if run.stop_training:
@@ -202,7 +203,7 @@ def scripted_run(callback, accuracies, eta=1.0):
 
 def test_early_stopping_stops_after_n_epochs_without_improvement_and_restores_the_best():
     accuracies = [0.90, 0.93, 0.95, 0.94, 0.95, 0.949, 0.96, 0.99]
-    run, seen = scripted_run(EarlyStopping("validation_accuracy", patience=3), accuracies)
+    run, seen = scripted_run(EarlyStopping(Measure("validation"), patience=3), accuracies)
     assert len(seen) == 6  # best at epoch 2; epochs 3, 4, 5 do not beat it (a tie is no improvement)
     assert run.stop_training
     assert np.all(run.network.weights[0] == 2)  # epoch 2's weights are back
@@ -210,7 +211,7 @@ def test_early_stopping_stops_after_n_epochs_without_improvement_and_restores_th
 
 def test_halving_schedule_halves_eta_and_stops_at_one_128th():
     accuracies = [0.9, 0.95] + [0.94] * 30
-    run, seen = scripted_run(HalveOnPlateau("validation_accuracy", patience=2), accuracies, eta=0.5)
+    run, seen = scripted_run(HalveOnPlateau(Measure("validation"), patience=2), accuracies, eta=0.5)
     # after the best (epoch 1), η halves every 2 epochs; it reaches 0.5/128 after 7 halvings
     assert seen[:2] == [0.5, 0.5]
     assert seen[2:16] == [0.5, 0.25, 0.25, 0.125, 0.125, 0.0625, 0.0625, 0.03125, 0.03125, 0.015625,
@@ -220,10 +221,24 @@ def test_halving_schedule_halves_eta_and_stops_at_one_128th():
 
 
 def test_a_callback_watching_an_unmonitored_metric_is_explained():
-    with pytest.raises(ConfigError, match="'validation_accuracy', which is not being monitored"):
+    with pytest.raises(ConfigError, match="the validation accuracy, which is not being monitored"):
         net = Network([6, 3], seed=0)
         data = Dataset(np.random.default_rng(0).random((10, 6)), np.arange(10) % 3)
-        train(net, data, TrainingConfig(epochs=1), callbacks=[EarlyStopping("validation_accuracy", 2)])
+        train(net, data, TrainingConfig(epochs=1, seed=0), callbacks=[EarlyStopping(Measure("validation"), 2)])
+
+
+def test_early_stopping_on_a_cost_looks_for_the_lowest():
+    costs = [0.9, 0.5, 0.6, 0.4, 0.45, 0.41, 0.5]
+    net = Network([2, 2], seed=0, dtype="float64")
+    run = TrainingRun(net, TrainingConfig(), SGD(net, 1.0, 10), n_batches=1, seed=0)
+    stopping = EarlyStopping(Measure("validation", "cost"), patience=3)
+    for epoch, cost in enumerate(costs):
+        net.weights[0][...] = epoch
+        stopping.on_epoch_end(run, {"epoch": epoch, "metrics": {"validation": {"cost": cost}}})
+        if run.stop_training:
+            break
+    stopping.on_train_end(run)
+    assert epoch == 6 and np.all(net.weights[0] == 3)  # the lowest cost was epoch 3's
 
 
 # -- network2.py JSON ----------------------------------------------------------------------
@@ -308,5 +323,5 @@ def test_broken_network2_files_are_refused(tmp_path, edit, message):
 def test_each_chapter3_network_learns(mnist, options, eta):
     net = Network([784, 50, 10], seed=0, **options)
     config = TrainingConfig(epochs=1, eta=eta, lmbda=1.0, momentum=0.0, seed=0)
-    history = train(net, mnist.training.head(10_000), config, evaluation=[mnist.validation])
-    assert history.final()["validation_accuracy"] > 0.88
+    run = train(net, mnist.training.head(10_000), config, evaluation=[Monitor(mnist.validation)])
+    assert run.history.final()["metrics"]["validation"]["accuracy"] > 0.88

@@ -8,6 +8,7 @@ import pytest
 
 from nndl.app.cli import main
 from nndl.files.models import load_model
+from conftest import write_fake_mnist
 
 
 def run(capsys, *argv):
@@ -25,13 +26,13 @@ def test_train_prints_epochs_like_the_book_and_json_last(capsys, mnist_dir):
     assert lines[2].startswith("Epoch 1: ")
     summary = json.loads(lines[-1])
     assert [r["epoch"] for r in summary["history"]] == [0, 1]
-    assert all(0 < r["test_accuracy"] <= 1 and r["seconds"] > 0 for r in summary["history"])
-    assert summary["settings"]["training"] == {"epochs": 2, "mini_batch_size": 10, "eta": 3.0, "lmbda": 0.0,
-                                               "l1": 0.0, "momentum": 0.0, "seed": 1, "backprop": "matrix"}
-    assert summary["settings"]["network"]["sizes"] == [784, 30, 10]
-    assert summary["settings"]["data"]["train_size"] == 3000
-    assert summary["best"]["accuracy"] == max(r["test_accuracy"] for r in summary["history"])
-    assert summary["final"]["accuracy"] == summary["history"][-1]["test_accuracy"]
+    assert all(0 < r["metrics"]["test"]["accuracy"] <= 1 and r["seconds"] > 0 for r in summary["history"])
+    assert summary["spec"]["training"] == {"epochs": 2, "mini_batch_size": 10, "eta": 3.0, "lmbda": 0.0,
+                                           "l1": 0.0, "momentum": 0.0, "backprop": "matrix", "seed": 1}
+    assert summary["network"]["sizes"] == [784, 30, 10]
+    assert summary["data"]["train_size"] == 3000
+    assert summary["best"]["accuracy"] == max(r["metrics"]["test"]["accuracy"] for r in summary["history"])
+    assert summary["final"]["accuracy"] == summary["history"][-1]["metrics"]["test"]["accuracy"]
 
 
 def test_same_seed_same_result(capsys, mnist_dir):
@@ -39,7 +40,7 @@ def test_same_seed_same_result(capsys, mnist_dir):
     for _ in range(2):
         code, out, _ = run(capsys, "train", "--data", str(mnist_dir), "--train-size", "1000", "--epochs", "1",
                            "--seed", "7", "--json", "--quiet")
-        results.append(json.loads(out)["history"][0]["test_correct"])
+        results.append(json.loads(out)["history"][0]["metrics"]["test"]["correct"])
     assert results[0] == results[1]
 
 
@@ -50,7 +51,7 @@ def test_train_save_then_evaluate(capsys, mnist_dir, tmp_path):
                        "--save", str(model), "--json", "--quiet")
     assert code == 0 and out.count("\n") == 1  # --quiet: only the JSON line
     trained = json.loads(out)
-    assert trained["settings"]["network"]["sizes"] == [784, 20, 10]
+    assert trained["network"]["sizes"] == [784, 20, 10]
     assert load_model(model).metadata["history"] == trained["history"]
     code, out, _ = run(capsys, "evaluate", str(model), "--data", str(mnist_dir), "--json")
     assert code == 0
@@ -65,13 +66,15 @@ def test_train_save_then_evaluate(capsys, mnist_dir, tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--eta", "0"], "--eta: '0': must be greater than 0"),
+        (["train", "--eta", "0"], "--eta: eta 0.0: must be greater than 0.0"),
         (["train", "--eta", "-3"], "must be greater than 0"),
-        (["train", "--eta", "fast"], "'fast' is not a number"),
-        (["train", "--mini-batch-size", "0"], "--mini-batch-size/-m: '0': must be at least 1"),
+        (["train", "--eta", "fast"], "'fast': give a number"),
+        (["train", "--eta", "nan"], "eta nan: must be a finite number"),
+        (["train", "--mini-batch-size", "0"], "--mini-batch-size/-m: mini_batch_size 0: must be at least 1"),
+        (["train", "--epochs", "1e12"], "'1e12': give a number"),
+        (["train", "--epochs", "9999999999"], "must be at most 1000000000"),
         (["train", "--sizes", "784,x,10"], "give whole numbers separated by commas"),
-        (["train", "--sizes", "784,30", "--hidden", "30"], "not allowed with argument"),
-        (["train", "--backprop", "loop"], "invalid choice: 'loop'"),
+        (["train", "--backprop", "loop"], "backprop 'loop': choose from matrix, per-example"),
         (["train", "--colour"], "unrecognized arguments: --colour"),
         (["fly"], "invalid choice: 'fly'"),
     ],
@@ -90,6 +93,7 @@ def test_bad_options_are_one_line_and_exit_2(capsys, argv, message):
         (["--sizes", "700,30,10"], "first layer must have 784 neurons"),
         (["--sizes", "784,30,5"], "last layer must have at least 10 neurons"),
         (["--train-size", "60000"], "choose from 1 to 50000"),
+        (["--sizes", "784,30", "--hidden", "30"], "give --sizes or --hidden, not both"),
     ],
 )
 def test_settings_that_do_not_fit_the_data(capsys, mnist_dir, extra, message):
@@ -137,12 +141,12 @@ def test_the_console_command_and_python_m():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--dropout", "1"], "--dropout: '1': must be at least 0 and less than 1"),
-        (["train", "--momentum", "1.5"], "--momentum: '1.5': must be at least 0 and less than 1"),
-        (["train", "--lmbda", "-1"], "--lmbda: '-1': must be at least 0.0"),
-        (["train", "--cost", "hinge"], "invalid choice: 'hinge'"),
+        (["train", "--dropout", "1"], "--dropout: dropout 1.0: must be in [0.0, 1.0)"),
+        (["train", "--momentum", "1.5"], "--momentum: momentum 1.5: must be in [0.0, 1.0)"),
+        (["train", "--lmbda", "-1"], "--lmbda: lmbda -1.0: must be at least 0.0"),
+        (["train", "--cost", "hinge"], "cost 'hinge': choose from quadratic, cross-entropy, log-likelihood"),
         (["train", "--monitor", "training-cost,loss"], "choose from training-cost, training-accuracy"),
-        (["train", "--schedule", "cosine"], "invalid choice: 'cosine'"),
+        (["train", "--schedule", "cosine"], "schedule 'cosine': choose from halve-on-plateau"),
     ],
 )
 def test_bad_chapter3_options(capsys, argv, message):
@@ -167,15 +171,14 @@ def test_chapter3_options_reach_the_network_and_the_history(capsys, mnist_dir, t
                        "validation", "--seed", "1", "--save", str(model), "--json", "--quiet")
     assert code == 0
     summary = json.loads(out)
-    assert summary["settings"]["network"] == {"sizes": [784, 20, 10], "cost": "log-likelihood",
-                                              "activation": "relu", "output_activation": "softmax",
-                                              "init": "he", "dropout": 0.2, "dtype": "float32"}
-    assert summary["settings"]["training"]["lmbda"] == 5.0 and summary["settings"]["training"]["momentum"] == 0.5
-    record = summary["history"][0]
-    for key in ("training_cost", "training_accuracy", "validation_cost", "validation_accuracy"):
-        assert key in record
-    assert record["training_total"] == 1000 and record["validation_total"] == 10_000
-    assert load_model(model).describe() == summary["settings"]["network"]
+    assert summary["network"] == {"sizes": [784, 20, 10], "cost": "log-likelihood",
+                                  "activation": "relu", "output_activation": "softmax",
+                                  "init": "he", "dropout": 0.2, "dtype": "float32"}
+    assert summary["spec"]["training"]["lmbda"] == 5.0 and summary["spec"]["training"]["momentum"] == 0.5
+    metrics = summary["history"][0]["metrics"]
+    assert set(metrics["training"]) == set(metrics["validation"]) == {"accuracy", "correct", "total", "cost"}
+    assert metrics["training"]["total"] == 1000 and metrics["validation"]["total"] == 10_000
+    assert load_model(model).describe() == summary["network"]
 
 
 def test_halving_schedule_from_the_command_line(capsys, mnist_dir):
@@ -187,7 +190,7 @@ def test_halving_schedule_from_the_command_line(capsys, mnist_dir):
     etas = [r["eta"] for r in summary["history"]]
     assert etas[0] == 4 and etas == sorted(etas, reverse=True) and len(set(etas)) > 1
     assert all(np.log2(4 / eta) == int(np.log2(4 / eta)) for eta in etas)  # η₀ / 2^k
-    assert (summary["settings"]["recipe"]["schedule"], summary["settings"]["recipe"]["patience"]) == \
+    assert (summary["spec"]["monitoring"]["schedule"], summary["spec"]["monitoring"]["patience"]) == \
         ("halve-on-plateau", 1)
 
 
@@ -203,3 +206,58 @@ def test_convert_between_npz_and_the_books_json(capsys, mnist_dir, tmp_path):
         code, out, _ = run(capsys, "evaluate", str(path), "--data", str(mnist_dir), "--json")
         scores.append(json.loads(out)["test"]["correct"])
     assert code == 0 and scores[0] == scores[1] == scores[2]
+
+
+def test_train_evaluate_and_resume_on_generated_data(capsys, tmp_path):
+    """The whole CLI path on small generated IDX files (no MNIST needed)."""
+    data = write_fake_mnist(tmp_path / "data", n_train=10_500, n_test=50, side=6)
+    model, folder = tmp_path / "m.npz", tmp_path / "ck"
+    code, out, _ = run(capsys, "train", "--data", str(data), "--hidden", "9", "--epochs", "3", "--seed", "2",
+                       "--checkpoint", str(folder), "--save", str(model), "--json", "--quiet")
+    summary = json.loads(out)
+    assert code == 0 and summary["network"]["sizes"] == [36, 9, 10] and len(summary["history"]) == 3
+    code, out, _ = run(capsys, "evaluate", str(model), "--data", str(data), "--json")
+    assert code == 0 and json.loads(out)["test"]["total"] == 50
+    code, _, err = run(capsys, "train", "--resume", str(folder), "--eta", "0.5")
+    assert code == 2 and "training.eta: 3.0 → 0.5" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run(capsys, "train", "--resume", str(folder), "--epochs", "3", "--json", "--quiet")
+    assert code == 0 and json.loads(out)["history"] == summary["history"]  # finished: nothing more to train
+
+
+def test_print_spec_then_train_from_it(capsys, tmp_path):
+    data = write_fake_mnist(tmp_path / "data", n_train=10_100, n_test=20, side=4)
+    code, out, _ = run(capsys, "train", "--data", str(data), "--hidden", "5,4", "--eta", "0.5", "--cost",
+                       "cross-entropy", "--epochs", "2", "--monitor", "training-cost", "--print-spec")
+    spec = json.loads(out)
+    assert code == 0 and spec["network"]["hidden"] == [5, 4] and spec["training"]["eta"] == 0.5
+    assert spec["monitoring"]["monitor"] == ["training-cost"] and spec["data"]["source"] == str(data)
+    (tmp_path / "run.json").write_text(out)
+    code, out, _ = run(capsys, "train", "--spec", str(tmp_path / "run.json"), "--seed", "1", "--json", "--quiet")
+    summary = json.loads(out)
+    assert code == 0 and summary["network"]["sizes"] == [16, 5, 4, 10] and summary["spec"]["training"]["eta"] == 0.5
+    (tmp_path / "bad.json").write_text('{"training": {"eta": "fast"}}')
+    code, _, err = run(capsys, "train", "--spec", str(tmp_path / "bad.json"))
+    assert code == 2 and "training.eta 'fast': must be a number" in err
+
+
+@pytest.mark.parametrize("target, message", [
+    ("", "--save '': give a file name"),
+    ("model.txt", "must end in .npz"),
+    ("{tmp}", "is a folder"),
+    ("{tmp}/missing/m.npz", "does not exist"),
+    ("/dev/null", "not a regular file"),
+])
+def test_bad_save_targets_are_refused_before_training(capsys, tmp_path, target, message):
+    code, out, err = run(capsys, "train", "--epochs", "1", "--save", target.format(tmp=tmp_path))
+    assert code == 2 and message in err and out == ""
+
+
+def test_a_diverging_run_stops_with_the_likely_cause(capsys, tmp_path):
+    data = write_fake_mnist(tmp_path / "data", n_train=10_100, n_test=20, side=4)
+    code, out, err = run(capsys, "train", "--data", str(data), "--activation", "relu", "--init", "he",
+                         "--cost", "log-likelihood", "--eta", "1e30", "--epochs", "5", "--seed", "1", "--json",
+                         "--quiet", "--save", str(tmp_path / "m.npz"))
+    assert code == 2 and "training diverged at epoch 0" in err and "η = 1e+30" in err
+    summary = json.loads(out)  # strict JSON: no bare NaN
+    assert len(summary["history"]) == 1 and summary["diverged"]
+    assert all(np.isfinite(p).all() for p in load_model(tmp_path / "m.npz").parameters())  # the last good weights

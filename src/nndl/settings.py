@@ -69,9 +69,10 @@ def check_number(name: str, value: Any, meta: dict[str, Any]) -> float | int:
     value = int(value) if whole else float(value)
     bounds = ((meta["minimum"], lambda v, b: v >= b), (meta["maximum"], lambda v, b: v <= b),
               (meta["above"], lambda v, b: v > b), (meta["below"], lambda v, b: v < b))
-    upper = MAX_INT if whole and meta["maximum"] is None else None
-    if any(bound is not None and not ok(value, bound) for bound, ok in bounds) or (upper and value > upper):
-        raise ConfigError(f"{name} {value}: {describe_range(meta) or f'must be at most {MAX_INT}'}")
+    if any(bound is not None and not ok(value, bound) for bound, ok in bounds):
+        raise ConfigError(f"{name} {value}: {describe_range(meta)}")
+    if whole and meta["maximum"] is None and value > MAX_INT:
+        raise ConfigError(f"{name} {value}: must be at most {MAX_INT}")
     return value
 
 

@@ -48,7 +48,8 @@ class TrainingConfig:
     backprop: str = setting("matrix", "matrix = the whole mini-batch at once; per-example = the book's loop over "
                             "single images (same result, about 10x slower)", kind="str", choices=BACKPROP_MODES)
     seed: int | None = setting(None, "seed for the initial weights, mini-batch order, dropout and distortions "
-                               "(default: random, and recorded)", kind="int", minimum=0, optional=True)
+                               "(default: random, and recorded)", kind="int", minimum=0, maximum=2**32 - 1,
+                               optional=True)
 
     def __post_init__(self) -> None:
         check_fields(self, "training")

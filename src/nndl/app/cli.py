@@ -330,6 +330,11 @@ def check_model_target(path: str | None, spec: RunSpec) -> None:
         return
     if not path.strip():
         raise ConfigError("--save '': give a file name ending in .npz (or .json for the book's format)")
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"--save {path}: is a folder; give a file name")
+    if target.exists() and not target.is_file():
+        raise ConfigError(f"--save {path}: is not a regular file, and nndl never replaces one")
     if not path.endswith((".npz", ".json")):
         raise ConfigError(f"--save {path}: the name must end in .npz (nndl) or .json (the book's network2 format)")
     network = spec.network
@@ -337,11 +342,6 @@ def check_model_target(path: str | None, spec: RunSpec) -> None:
                                    or network.output_activation == "softmax" or network.dropout):
         raise ConfigError(f"--save {path}: the book's network2 format holds only sigmoid networks with the quadratic "
                           "or cross-entropy cost; save as .npz")
-    target = Path(path)
-    if target.is_dir():
-        raise ConfigError(f"--save {path}: is a folder; give a file name")
-    if target.exists() and not target.is_file():
-        raise ConfigError(f"--save {path}: is not a regular file, and nndl never replaces one")
     parent = target.parent
     if not parent.is_dir():
         raise ConfigError(f"--save {path}: the folder {parent} does not exist")
