@@ -7,8 +7,9 @@ import pytest
 
 from nndl.app.cli import main
 from nndl.errors import ConfigError
-from nndl.runs.experiments import EXPERIMENTS, Experiment, Row, measure, run_all
-from nndl.runs.spec import Recipe
+from nndl.runs.experiments import EXPERIMENTS, Experiment, Figure, Row, measure, run_all, run_experiment
+from nndl.runs.spec import RunSpec
+from conftest import write_fake_mnist
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -30,7 +31,7 @@ def test_every_experiment_runs_in_quick_form(quick_run, name):
     for path in histories:
         summary = json.loads(path.read_text())
         assert summary["history"] and summary["run"] in experiment.runs
-        assert Recipe.from_dict(summary["settings"]["recipe"])  # the recipe it ran is recorded, and valid
+        assert RunSpec.from_dict(summary["spec"])  # the run it ran is recorded, and valid
     for figure in experiment.figures:
         png = (folder / f"{figure.name}.png").read_bytes()
         assert png.startswith(PNG_MAGIC) and len(png) > 5_000
@@ -75,32 +76,62 @@ def test_more_data_is_one_point_per_training_set_size(quick_run):
     "settings, message",
     [
         ({"epoch": 3}, "unknown setting 'epoch'; known settings: "),
-        ({"eta": -1.0}, "eta -1.0: the learning rate must be a positive number"),
-        ({"cost": "hinge"}, "unknown cost 'hinge'"),
-        ({"monitor": ["training-loss"]}, "monitor 'training-loss'"),
+        ({"eta": -1.0}, "training.eta -1.0: must be greater than 0.0"),
+        ({"cost": "hinge"}, "network.cost 'hinge': choose from quadratic"),
+        ({"monitor": ["training-loss"]}, "monitoring.monitor 'training-loss'"),
         ({"augment": "melt=2"}, "unknown distortion 'melt'"),
     ],
 )
-def test_a_broken_recipe_is_refused(settings, message):
-    experiment = Experiment("broken", "a broken one", "-", {"run": settings}, (Row("x", "run", "best test_accuracy"),))
+def test_a_broken_run_is_refused_when_the_registry_loads(settings, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        experiment.recipes()
+        Experiment("broken", "a broken one", "-", {"run": settings}, (Row("x", "run", "best test_accuracy"),))
+
+
+@pytest.mark.parametrize(
+    "rows, figures, message",
+    [
+        ([("x", "other run", "best test_accuracy")], [], "row 'x' names run 'other run'"),
+        ([("x", "run", "best training_cost")], [], "needs the training cost, which its run does not record"),
+        ([("x", "run", "finest test_accuracy")], [], "begin with one of best"),
+        ([], [("f", "t", "validation_accuracy")], "figure 'f' needs the validation accuracy"),
+        ([], [("f", "t", "test_accuracy", ("nope",))], "figure 'f' names run 'nope'"),
+    ],
+)
+def test_cross_references_are_checked_when_the_registry_loads(rows, figures, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Experiment("broken", "t", "-", {"run": {}}, tuple(Row(*r) for r in rows), tuple(Figure(*f) for f in figures))
+
+
+def record(epoch, accuracy, cost):
+    return {"epoch": epoch, "metrics": {"test": {"accuracy": accuracy, "cost": cost}}}
 
 
 def test_measures():
-    summary = {"history": [{"epoch": 0, "test_accuracy": 0.5, "test_cost": 2.0},
-                           {"epoch": 1, "test_accuracy": 0.7, "test_cost": 1.0},
-                           {"epoch": 2, "test_accuracy": 0.6, "test_cost": 1.5}],
-               "kept": {"test_accuracy": 0.65}}
+    summary = {"history": [record(0, 0.5, 2.0), record(1, 0.7, 1.0), record(2, 0.6, 1.5)], "kept": {"test": 0.65}}
     assert measure(summary, "best test_accuracy") == 70.0
+    assert measure(summary, "best test_cost") == 1.0  # lower is better for a cost
     assert measure(summary, "final test_accuracy") == 60.0
     assert measure(summary, "first test_accuracy") == 50.0
     assert measure(summary, "kept test_accuracy") == 65.0
     assert measure(summary, "epoch-of-best test_accuracy") == 1
+    assert measure(summary, "epoch-of-best test_cost") == 1
     assert measure(summary, "epoch-of-min test_cost") == 1
     assert measure(summary, "epochs") == 3
-    with pytest.raises(ConfigError, match="training_cost was not recorded"):
+    with pytest.raises(ConfigError, match="the training cost was not recorded"):
         measure(summary, "best training_cost")
+
+
+def test_an_experiment_on_generated_data_resumes_and_keeps_quick_apart(tmp_path):
+    data = write_fake_mnist(tmp_path / "data", n_train=10_300, n_test=30, side=4)
+    experiment = Experiment("tiny", "a tiny one", "-", {"run": {"hidden": [5], "epochs": 2}},
+                            (Row("best", "run", "best test_accuracy"),))
+    logs = []
+    first = run_experiment(experiment, tmp_path / "out", seeds=2, data_dir=str(data), log=logs.append)
+    again = run_experiment(experiment, tmp_path / "out", seeds=2, data_dir=str(data), log=logs.append)
+    assert sum("not rerun" in line for line in logs) == 2  # the second run skipped both finished runs
+    assert first["rows"] == again["rows"]
+    with pytest.raises(ConfigError, match="holds a full run's results"):
+        run_experiment(experiment, tmp_path / "out", seeds=1, quick=True, data_dir=str(data), log=logs.append)
 
 
 def test_cli_experiment_list_run_and_plot(capsys, mnist_dir, tmp_path):
