@@ -31,6 +31,7 @@ from ..network import Network
 from ..files.plots import plot_history
 from ..runs.spec import MONITOR_CHOICES, Recipe, run_recipe
 from .reporting import EpochPrinter, ProgressBar
+from . import inspect, predict
 from ..rng import fresh_seed
 from ..schedules import SCHEDULES
 from ..training import BACKPROP_MODES, Callback, Monitor, TrainingRun, check_data_fits, evaluate
@@ -274,6 +275,8 @@ def build_parser() -> Parser:
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed for the network and data (default 0)")
     g.add_argument("--json", action="store_true", help="print the results as one JSON line")
     g.set_defaults(run=run_gradcheck)
+    predict.register(commands)
+    inspect.register(commands)
     return parser
 
 
