@@ -35,7 +35,7 @@ MAX_PIXELS = 4096 * 4096  # 16.7 Mpx: larger than any page of digits, and refuse
 FRAME_SIDE = 28  # MNIST's images are 28×28 ...
 BOX_SIDE = 20  # ... with the digit scaled to fit 20×20 inside
 MIN_CONTRAST = 0.1  # the strongest mark must differ from the paper by 10% of black-to-white, or there is no ink
-INK_THRESHOLD = 0.2  # the bounding box holds pixels with at least 20% of the strongest mark's ink
+INK_THRESHOLD = 0.3  # the bounding box holds pixels with at least 30% of the strongest mark's ink
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 luma, as Pillow's convert("L")
 
 
