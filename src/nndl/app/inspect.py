@@ -237,12 +237,12 @@ other cell is a kind of mistake. Most frequent: {top}.</p>
 <img src="confusion.png" alt="confusion matrix">
 {confusion_table}
 <h2>Misclassified digits</h2>
-<p class="note">The mistakes the network is surest of, shown as MNIST stores them; above each, the true digit,
+<p class="note">The mistakes the network is surest of, drawn dark on light; above each, the true digit,
 the guess, and the guess's {confidence_kind}.</p>
 <img src="misclassified.png" alt="misclassified digits">
 {mistake_table}
 <h2>What the first-layer neurons look for</h2>
-<p class="note">Each hidden neuron j of the first layer computes σ(w¹ⱼ · x + b¹ⱼ); drawing its 784 weights
+<p class="note">Each neuron j of the first layer after the input computes σ(w¹ⱼ · x + b¹ⱼ); drawing its 784 weights
 w¹ⱼ as a 28×28 image shows which pixels push it on (red) and which push it off (blue), on one colour scale
 centred at 0.</p>
 <img src="weights.png" alt="first-layer weights">
@@ -252,17 +252,22 @@ centred at 0.</p>
 """
 
 
+def html_cell(value: Any, css: str = "") -> str:
+    """One table cell, its value escaped, with a CSS class when given."""
+    opening = f'<td class="{css}">' if css else "<td>"
+    return f"{opening}{html.escape(str(value))}</td>"
+
+
 def html_table(header: list[str], rows: list[list[Any]], classes: list[list[str]] | None = None) -> str:
-    """A plain HTML table, every value escaped; ``classes`` gives each cell's CSS class."""
+    """A plain HTML table; ``classes`` gives each cell's CSS class."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(
-            f"<td class=\"{classes[r][c] if classes else ''}\">{html.escape(str(v))}</td>" for c, v in enumerate(row)
-        ) + "</tr>" for r, row in enumerate(rows))
+    body = "".join("<tr>" + "".join(html_cell(v, classes[r][c] if classes else "") for c, v in enumerate(row))
+                   + "</tr>" for r, row in enumerate(rows))
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def confusion_table(matrix: np.ndarray) -> str:
+    """The confusion matrix as an HTML table, correct answers green and mistakes red."""
     n = len(matrix)
     rows = [[i, *matrix[i]] for i in range(n)]
     classes = [["", *("right" if i == j else "wrong" if matrix[i, j] else "" for j in range(n))] for i in range(n)]
@@ -315,7 +320,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     if found.speed:
         written.append(out / "learning-speed.png")
         plot_series(found.speed, written[-1], "Speed of learning per layer", "epoch",
-                    "mean ‖∂C/∂b^l‖ over mini-batches", markers=True)
+                    r"mean $\Vert\partial C/\partial b^l\Vert$ over the mini-batches", markers=True)
     written.append(write_page(out, name, network, found, bool(found.speed)))
     print(f"{args.model}: {network}")
     print(f"{found.dataset}: {100 * found.accuracy:.2f}% correct of {int(found.confusion.sum()):,} images")
