@@ -36,7 +36,7 @@ FRAME_SIDE = 28  # MNIST's images are 28×28 ...
 BOX_SIDE = 20  # ... with the digit scaled to fit 20×20 inside
 MIN_CONTRAST = 0.1  # the strongest mark must differ from the paper by 10% of black-to-white, or there is no ink
 INK_THRESHOLD = 0.3  # the bounding box holds pixels with at least 30% of the strongest mark's ink
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 luma, as Pillow's convert("L")
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 luma, as Pillow's convert("L") uses
 
 
 class Box(NamedTuple):
@@ -159,18 +159,28 @@ def open_image(source: ImageSource) -> Any:
 
 
 def pillow_channels(image: Any) -> np.ndarray:
-    """A decoded PIL image as float32 channels in [0, 1]: (h, w) for greyscale, (h, w, 4) for RGBA."""
+    """A decoded PIL image as float32 in [0, 1]: luminance (h, w), or luminance and alpha (h, w, 2).
+
+    Colour becomes luminance in Pillow (8 bits a channel), so a 16-Mpx photo
+    costs about 64 MB of floats per channel kept, not four times that.
+    """
     if image.mode.startswith("I;16"):
         return np.asarray(image, dtype=np.float32) / 65535
     if image.mode in ("I", "F"):  # 32-bit integers or floats: the values' own range decides the scale
         values = np.asarray(image, dtype=np.float32)
         peak = values.max(initial=0.0)
         return values / (1.0 if image.mode == "F" and peak <= 1 else 255.0 if peak <= 255 else 65535.0)
-    return np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        return np.asarray(image.convert("RGBA").convert("LA"), dtype=np.float32) / 255
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255
 
 
 def array_channels(array: np.ndarray) -> np.ndarray:
-    """A NumPy image as float32 channels in [0, 1]: uint8 /255, uint16 /65535, bool and floats as given."""
+    """A NumPy image as float32 luminance (h, w), or luminance and alpha (h, w, 2), in [0, 1].
+
+    uint8 is divided by 255, uint16 by 65535; bool and floats are taken as given
+    in [0, 1]. Three or four channels are RGB(A).
+    """
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
         raise DataError(f"an array of shape {array.shape} is not an image: expected (h, w) or (h, w, 1-4 channels)")
     check_pixel_count(array.shape[1], array.shape[0], "the image array")
@@ -182,17 +192,16 @@ def array_channels(array: np.ndarray) -> np.ndarray:
         values = np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
     else:
         raise DataError(f"an image array of dtype {array.dtype}: use uint8, uint16, bool or floats in [0, 1]")
-    if values.ndim == 3 and values.shape[2] in (1, 2):  # grey, or grey and alpha: spread to RGBA
-        grey = values[..., :1]
-        alpha = values[..., 1:] if values.shape[2] == 2 else np.ones_like(grey)
-        values = np.concatenate([grey, grey, grey, alpha], axis=2)
-    elif values.ndim == 3 and values.shape[2] == 3:
-        values = np.concatenate([values, np.ones_like(values[..., :1])], axis=2)
-    return values
+    if values.ndim == 2 or values.shape[2] == 1:
+        return values.reshape(values.shape[:2])
+    if values.shape[2] == 2:
+        return values
+    luminance = values[..., :3] @ LUMA
+    return luminance if values.shape[2] == 3 else np.stack([luminance, values[..., 3]], axis=2)
 
 
 def flatten_alpha(channels: np.ndarray) -> np.ndarray:
-    """RGBA → luminance in [0, 1], transparent parts becoming paper that contrasts with the drawing.
+    """Luminance and alpha → luminance, transparent parts becoming paper that contrasts with the drawing.
 
     A drawing on a transparent sheet has no paper colour of its own; the opaque
     marks are the ink. So the sheet is composited over white when the marks are
@@ -200,8 +209,7 @@ def flatten_alpha(channels: np.ndarray) -> np.ndarray:
     """
     if channels.ndim == 2:
         return channels
-    colour = channels[..., :3] @ LUMA  # luminance of each pixel's colour
-    alpha = channels[..., 3]
+    colour, alpha = channels[..., 0], channels[..., 1]
     if alpha.min() >= 1.0:
         return colour
     weight = alpha.sum()
@@ -238,16 +246,19 @@ def ink_from_luminance(luminance: np.ndarray) -> tuple[np.ndarray, float, bool]:
     background = border_median(luminance)
     dark_ink = background >= 0.5
     if dark_ink:
-        ink = (background - luminance) / background  # 0 on the paper, 1 for black
+        ink = background - luminance
+        ink /= background  # 0 on the paper, 1 for black
     else:
-        ink = (luminance - background) / (1.0 - background)  # 0 on the paper, 1 for white
+        ink = luminance - background
+        ink /= 1.0 - background  # 0 on the paper, 1 for white
     contrast = float(ink.max())
     if contrast * max(background, 1.0 - background) < MIN_CONTRAST:
         raise DataError(
             f"no ink found: no pixel differs from the paper (brightness {background:.2f}) by "
             f"{MIN_CONTRAST:.0%} or more; draw the digit darker (or lighter on dark paper)"
         )
-    return np.clip(ink / contrast, 0.0, 1.0), background, dark_ink
+    ink /= contrast
+    return np.clip(ink, 0.0, 1.0, out=ink), background, dark_ink  # in place: a page can be 16 Mpx
 
 
 def ink_box(ink: np.ndarray, threshold: float = INK_THRESHOLD) -> Box:
