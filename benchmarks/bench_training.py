@@ -26,6 +26,7 @@ import numpy as np
 
 from nndl.data.mnist import Dataset, load_mnist
 from nndl.network import Network
+from nndl.runs.blas import blas_threads
 from nndl.training import TrainingConfig, train
 
 
@@ -33,8 +34,9 @@ def nndl_epoch_seconds(data: Dataset, dtype: str, m: int, backprop: str, threads
     """Seconds per epoch of nndl's SGD on ``data`` (best of two epochs)."""
     network = Network([784, 30, 10], seed=1, dtype=dtype)
     config = TrainingConfig(epochs=2, mini_batch_size=m, eta=3.0, seed=1, backprop=backprop)
-    history = train(network, Dataset(data.images.astype(dtype), data.labels), config, blas_thread_limit=threads)
-    return min(record["seconds"] for record in history.epochs)
+    with blas_threads(threads):
+        run = train(network, Dataset(data.images.astype(dtype), data.labels), config)
+    return min(record["seconds"] for record in run.history.epochs)
 
 
 def torch_epoch_seconds(data: Dataset, m: int, threads: int | None) -> float | None:
