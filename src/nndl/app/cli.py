@@ -37,11 +37,17 @@ from . import inspect, predict
 from .reporting import Announce, EpochPrinter, ProgressBar, StopOnSignal, plural, strict_json
 
 
+def one_line(text: str) -> str:
+    """``text`` with every line break or control character shown escaped, so a message stays one line."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the problem and where to look."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
 def number_type(cast: Callable[[str], Any], minimum: float, strict: bool, what: str) -> Callable[[str], Any]:
@@ -488,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except NndlError as exc:
-        print(f"nndl {args.command}: error: {exc}", file=sys.stderr)
+        print(f"nndl {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nndl {args.command}: interrupted", file=sys.stderr)
