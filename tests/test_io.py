@@ -121,5 +121,5 @@ def test_pickles_and_non_models_are_refused(tmp_path):
     text.write_text("hello")
     with pytest.raises(ModelFileError, match="not a readable nndl model file"):
         load_model(text)
-    with pytest.raises(ModelFileError, match="no such model file"):
+    with pytest.raises(ModelFileError, match="file not found"):
         load_model(tmp_path / "absent.npz")
