@@ -7,6 +7,7 @@ drew, so tests can check what a figure shows.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -54,22 +55,58 @@ def plot_series(series: Series, path: str | os.PathLike, title: str, xlabel: str
 METRIC_LABELS = {"accuracy": "accuracy (%)", "cost": "cost"}
 
 
+MAX_SERIES = 20  # lines in one figure: a history has training, validation and test
+
+
+def as_number(value: Any) -> float | None:
+    """A JSON number as a float (non-finite as NaN, drawn as a gap), or None for anything else."""
+    if type(value) not in (int, float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def checked_history(summary: Any) -> list[dict[str, Any]]:
+    """The per-epoch records of a run's JSON summary, each with a finite numeric 'epoch'.
+
+    Anything else (the wrong JSON shape, an epoch that is not a number) is a
+    one-line NndlError, before Matplotlib sees it.
+    """
+    history = summary.get("history") if isinstance(summary, dict) else None
+    if not isinstance(history, list) or not history or not all(isinstance(r, dict) and "epoch" in r for r in history):
+        raise NndlError("no per-epoch history found: expected the JSON of 'nndl train --json' or an experiment")
+    if any(epoch is None or math.isnan(epoch) for epoch in (as_number(r["epoch"]) for r in history)):
+        raise NndlError("the history's 'epoch' values must be finite numbers")
+    return history
+
+
 def history_series(history: list[dict[str, Any]], kind: str) -> Series:
-    """Every '<dataset>_<kind>' column of a history as a series over epochs (accuracy in %)."""
+    """Every '<dataset>_<kind>' column of a history as a series over epochs (accuracy in %).
+
+    A value that is not a number is an NndlError; more than MAX_SERIES columns is too.
+    """
     keys = sorted({k for record in history for k in record if k.endswith("_" + kind)})
+    if len(keys) > MAX_SERIES:
+        raise NndlError(f"the history has {len(keys)} {kind} columns; a figure shows at most {MAX_SERIES}")
     scale = 100.0 if kind == "accuracy" else 1.0
     series: Series = {}
     for key in keys:
         recorded = [r for r in history if key in r]
-        series[key.rsplit("_", 1)[0]] = ([r["epoch"] for r in recorded], [scale * r[key] for r in recorded])
+        values = [as_number(r[key]) for r in recorded]
+        if None in values:
+            raise NndlError(f"the history's {key[:60]!r} values must be numbers")
+        label = key.rsplit("_", 1)[0][:40].replace("$", r"\$")  # a '$' would start Matplotlib's maths
+        scaled = [scale * v if math.isfinite(scale * v) else math.nan for v in values]
+        series[label] = ([as_number(r["epoch"]) for r in recorded], scaled)
     return series
 
 
 def plot_history(summary: dict[str, Any], out_dir: str | os.PathLike, stem: str = "history") -> list[Path]:
     """Redraw a saved run's learning curves: one PNG for accuracy, one for cost (when recorded)."""
-    history = summary.get("history")
-    if not isinstance(history, list) or not history or not all(isinstance(r, dict) and "epoch" in r for r in history):
-        raise NndlError("no per-epoch history found: expected the JSON of 'nndl train --json' or an experiment")
+    history = checked_history(summary)
     written = []
     for kind in ("accuracy", "cost"):
         series = history_series(history, kind)
