@@ -31,7 +31,9 @@ IDX_DTYPES: dict[int, np.dtype] = {
     0x0E: np.dtype(">f8"),
 }
 IDX_MAX_BYTES = 10**9  # payload cap per file; MNIST's largest is 47 MB
+IDX_MAX_DIMS = 16  # MNIST uses 1 (labels) and 3 (images); NumPy stops at 64
 READ_CHUNK = 2**20
+DRAIN_LIMIT = 16 * 2**20  # decompressed past a bad header to find damage, which shows within a block
 _CODES = {dtype.newbyteorder("="): code for code, dtype in IDX_DTYPES.items()}
 
 
@@ -74,7 +76,7 @@ def read_idx_stream(stream: BinaryIO, source: str, expect_magic: int | None = No
         raise DataError(f"{source}: too short to be an IDX file ({len(start)} bytes)")
     zero, code, ndim = struct.unpack(">HBB", start)
     magic = (code << 8) | ndim
-    if zero != 0 or code not in IDX_DTYPES or ndim == 0:
+    if zero != 0 or code not in IDX_DTYPES or not 0 < ndim <= IDX_MAX_DIMS:
         raise DataError(f"{source}: not an IDX file (magic number {struct.unpack('>I', start)[0]})")
     if expect_magic is not None and magic != expect_magic:
         raise DataError(f"{source}: magic number {magic}, expected {expect_magic}; is this the right file?")
@@ -85,7 +87,7 @@ def read_idx_stream(stream: BinaryIO, source: str, expect_magic: int | None = No
     dtype = IDX_DTYPES[code]
     expected = math.prod(shape) * dtype.itemsize  # payload bytes = n1·n2·…·itemsize, a Python int
     described = f"{'x'.join(map(str, shape))} values ({expected:,} bytes)"
-    if expected > max_bytes:
+    if math.prod(max(n, 1) for n in shape) * dtype.itemsize > max_bytes:  # even when a 0 makes it empty
         raise DataError(f"{source}: header says {described}, more than the {max_bytes:,} nndl reads")
     payload = read_exactly(stream, expected)
     if len(payload) < expected or stream.read(1):
@@ -118,7 +120,7 @@ def read_idx(path: str | os.PathLike, expect_magic: int | None = None, max_bytes
                 try:
                     return read_idx_stream(unzipped, str(path), expect_magic, max_bytes)
                 except DataError:
-                    drain(unzipped, max_bytes)  # damaged gzip is the likelier cause: let its check say so
+                    drain(unzipped, DRAIN_LIMIT)  # damaged gzip is the likelier cause: let its check say so
                     raise
         except EOFError:
             raise DataError(f"{path}: truncated gzip file (download it again)") from None

@@ -232,9 +232,12 @@ def read_capped(path: str | os.PathLike, what: str, max_bytes: int, error: type[
     """The bytes of regular file ``path``, refusing one larger than ``max_bytes`` without reading it."""
     with open_regular_file(path, what, error) as handle:
         try:
-            if os.fstat(handle.fileno()).st_size > max_bytes:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_bytes:
                 raise error(f"{path}: larger than {max_bytes:,} bytes; not {what}")
-            data = handle.read(max_bytes + 1)  # a file growing under us is still capped
+            data = handle.read(size + 1)  # sized to the file: read(max_bytes) would allocate max_bytes
+            while len(data) <= max_bytes and (more := handle.read(2**20)):  # it grew while we read
+                data += more
         except OSError as exc:
             raise error(f"{path}: cannot read {what} ({reason(exc)})") from None
     if len(data) > max_bytes:

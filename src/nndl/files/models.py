@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ConfigError, ModelFileError
-from .atomic import JSON_MAX_BYTES, atomic_output, open_regular_file, parse_json
+from .atomic import JSON_MAX_BYTES, atomic_output, check_output_file, open_regular_file, parse_json
 from ..network import Network
 
 FORMAT = "nndl-model"
@@ -56,9 +56,29 @@ def save_model(network: Network, path: str | os.PathLike) -> Path:
     for l, (w, b) in enumerate(zip(network.weights, network.biases)):
         arrays[f"weights_{l}"] = w
         arrays[f"biases_{l}"] = b.ravel()
-    with atomic_output(path) as handle:
+    with atomic_output(path, "model file") as handle:
         np.savez(handle, **arrays)
     return path
+
+
+def check_model_target(path: str | os.PathLike, description: dict[str, Any] | None = None,
+                       what: str = "--save") -> Path:
+    """Refuse, before training, a model file nndl could not write: wrong suffix, bad place, wrong format.
+
+    ``path`` must end in .npz (nndl's format) or .json (network2.py's, which
+    holds only what :func:`network2_can_save` allows for ``description``, a
+    ``Network.describe()``), and pass :func:`check_output_file`.
+    """
+    suffix = Path(path).suffix
+    if suffix not in (".npz", ".json"):
+        raise ConfigError(f"{what} {path}: name a .npz file (nndl's format) or .json (the book's network2.py format)")
+    if suffix == ".json" and description is not None:
+        from .network2 import network2_can_save
+
+        refusal = network2_can_save(description)
+        if refusal:
+            raise ConfigError(f"{what} {path}: {refusal}")
+    return check_output_file(path, what)
 
 
 def parameter_count(sizes: list[int]) -> int:
@@ -76,9 +96,9 @@ def checked_sizes(sizes: Any, source: str) -> list[int]:
         raise ModelFileError(f"{source}: the layer sizes must be 2 to {MAX_LAYERS} whole numbers, each at least 1")
     count = parameter_count(sizes)
     if count > MAX_PARAMETERS:
-        shown = sizes if len(sizes) <= 8 else sizes[:4] + ["..."] + sizes[-2:]
+        amount = f"{count:,}" if count < 10**15 else "over 10^15"
         raise ModelFileError(
-            f"{source}: sizes {shown} mean {count:,} parameters, more than the {MAX_PARAMETERS:,} nndl loads"
+            f"{source}: sizes {str(sizes):.60} mean {amount} parameters, more than the {MAX_PARAMETERS:,} nndl loads"
         )
     return sizes
 
