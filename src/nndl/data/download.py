@@ -83,7 +83,7 @@ def fetch_capped(url: str, read_timeout: float, deadline: float) -> bytes:
             if len(body) > MAX_DOWNLOAD_BYTES:
                 raise ValueError(f"the mirror sent more than {MAX_DOWNLOAD_BYTES:,} bytes; no MNIST file is that large")
             if time.monotonic() > deadline:
-                raise TimeoutError("too slow")
+                raise TimeoutError("too slow: not complete by the deadline (NNDL_DOWNLOAD_DEADLINE)")
     return bytes(body)
 
 

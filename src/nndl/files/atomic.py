@@ -42,8 +42,8 @@ def refuse_special_target(path: Path, what: str) -> None:
     """Raise if ``path`` exists as anything but a regular file (symlink, folder, device, FIFO, socket)."""
     try:
         mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing there to replace (the folder checks say what is wrong with the path)
     except OSError as exc:
         raise NndlError(f"{what} {path}: cannot be checked ({reason(exc)})") from None
     if stat.S_ISLNK(mode):
