@@ -140,7 +140,7 @@ def model_npz_bytes(draw) -> bytes:
     elif change == "drop":
         members.pop(draw(st.sampled_from(sorted(members))))
     elif change == "extra":
-        members[draw(st.text(max_size=10))] = draw(st.binary(max_size=100))
+        members[draw(st.text("abcz_./", min_size=1, max_size=10))] = draw(st.binary(max_size=100))
     data = bytearray(npz_bytes(members, compress=draw(st.booleans())))
     if change == "flip":
         for _ in range(draw(st.integers(1, 4))):

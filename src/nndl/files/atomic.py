@@ -236,7 +236,7 @@ def read_capped(path: str | os.PathLike, what: str, max_bytes: int, error: type[
             if size > max_bytes:
                 raise error(f"{path}: larger than {max_bytes:,} bytes; not {what}")
             data = handle.read(size + 1)  # sized to the file: read(max_bytes) would allocate max_bytes
-            while len(data) <= max_bytes and (more := handle.read(2**20)):  # it grew while we read
+            while size < len(data) <= max_bytes and (more := handle.read(2**20)):  # it grew while we read
                 data += more
         except OSError as exc:
             raise error(f"{path}: cannot read {what} ({reason(exc)})") from None
