@@ -241,11 +241,11 @@ def test_print_spec_then_train_from_it(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("target, message", [
-    ("", "--save '': give a file name"),
-    ("model.txt", "must end in .npz"),
+    ("", "--save: empty file name"),
+    ("model.txt", "name a .npz file"),
     ("{tmp}", "is a folder"),
     ("{tmp}/missing/m.npz", "does not exist"),
-    ("/dev/null", "not a regular file"),
+    ("/dev/null", "is a device, FIFO or socket"),
 ])
 def test_bad_save_targets_are_refused_before_training(capsys, tmp_path, target, message):
     code, out, err = run(capsys, "train", "--epochs", "1", "--save", target.format(tmp=tmp_path))

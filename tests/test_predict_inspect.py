@@ -141,7 +141,7 @@ def test_predict_cli_refuses_bad_images_in_one_line(make, message, tmp_path, cap
 def test_predict_cli_refuses_missing_or_unsuitable_models(tmp_path, capsys):
     image = digit_file(tmp_path / "digit.png")
     assert main(["predict", str(tmp_path / "none.npz"), str(image)]) == 2
-    assert "no such model file" in capsys.readouterr().err
+    assert "none.npz: file not found" in capsys.readouterr().err
     save_model(Network([16, 5, 10], seed=0), tmp_path / "small.npz")
     assert main(["predict", str(tmp_path / "small.npz"), str(image)]) == 2
     assert "takes 16 inputs" in capsys.readouterr().err
@@ -210,7 +210,7 @@ def test_inspect_cli_writes_a_self_contained_page(fake_digits, tmp_path, capsys)
 
 def test_inspect_cli_errors(fake_digits, tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "none.npz"), "--data", str(fake_digits)]) == 2
-    assert re.fullmatch(r"nndl inspect: error: .*no such model file.*\n", capsys.readouterr().err)
+    assert re.fullmatch(r"nndl inspect: error: .*none.npz: file not found\n", capsys.readouterr().err)
     save_model(Network([16, 5, 10], seed=0), tmp_path / "small.npz")
     assert main(["inspect", str(tmp_path / "small.npz"), "--data", str(fake_digits), "--out", str(tmp_path)]) == 2
     assert "takes 16 inputs but the test images have 784 pixels" in capsys.readouterr().err

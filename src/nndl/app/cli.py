@@ -20,8 +20,8 @@ from ..data.distortions import Distortion, expand_dataset, parse_distortion, pre
 from ..data.mnist import load_mnist
 from ..callbacks import Callback
 from ..errors import ConfigError, NndlError
-from ..files.atomic import atomic_output, read_json
-from ..files.models import load_model, save_model
+from ..files.atomic import atomic_output, check_output_file, check_output_folder, read_json
+from ..files.models import check_model_target, load_model, save_model
 from ..files.network2 import save_network2_json
 from ..files.plots import plot_history
 from ..gradcheck import TOLERANCE, check_all
@@ -307,7 +307,10 @@ def run_train(args: argparse.Namespace) -> int:
     if args.print_spec:
         print(spec.to_json(), end="")
         return 0
-    check_model_target(args.save, spec)
+    if args.save is not None:
+        check_model_target(args.save, spec.network.describe())
+    if args.checkpoint:
+        check_output_folder(args.checkpoint, "--checkpoint")
     threads = args.blas_threads or None
     if threads is not None and not blas_available():
         say(args, "(install threadpoolctl to limit BLAS threads: pip install 'nndl[cli]')")
@@ -331,31 +334,6 @@ def display_callbacks(quiet: bool) -> list[Callback]:
         callbacks.append(ProgressBar())  # before the printer, so it clears its line first
     callbacks.append(EpochPrinter())
     return callbacks
-
-
-def check_model_target(path: str | None, spec: RunSpec) -> None:
-    """Refuse, before training, a --save target the trained model could not be written to."""
-    if path is None:
-        return
-    if not path.strip():
-        raise ConfigError("--save '': give a file name ending in .npz (or .json for the book's format)")
-    target = Path(path)
-    if target.is_dir():
-        raise ConfigError(f"--save {path}: is a folder; give a file name")
-    if target.exists() and not target.is_file():
-        raise ConfigError(f"--save {path}: is not a regular file, and nndl never replaces one")
-    if not path.endswith((".npz", ".json")):
-        raise ConfigError(f"--save {path}: the name must end in .npz (nndl) or .json (the book's network2 format)")
-    network = spec.network
-    if path.endswith(".json") and (network.activation != "sigmoid" or network.cost == "log-likelihood"
-                                   or network.output_activation == "softmax" or network.dropout):
-        raise ConfigError(f"--save {path}: the book's network2 format holds only sigmoid networks with the quadratic "
-                          "or cross-entropy cost; save as .npz")
-    parent = target.parent
-    if not parent.is_dir():
-        raise ConfigError(f"--save {path}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"--save {path}: the folder {parent} is not writable")
 
 
 def report_training(args: argparse.Namespace, result: RunResult) -> None:
@@ -410,6 +388,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_expand(args: argparse.Namespace) -> int:
+    check_output_folder(args.target, "OUT_DIR", must_be_new=True)
     started = time.perf_counter()
     target = expand_dataset(args.data, args.target, distortion=args.augment, copies=args.copies, seed=args.seed,
                             train_size=args.train_size)
@@ -425,6 +404,7 @@ def run_preview(args: argparse.Namespace) -> int:
         from PIL import Image
     except ImportError:
         raise NndlError("the preview needs Pillow: pip install 'nndl[augment]'") from None
+    check_output_file(args.out, "--out")
     mnist = load_mnist(args.data, train_size=args.count)
     side = int(round(mnist.training.n_features ** 0.5))
     digits = mnist.training.images.reshape(-1, side, side)
@@ -445,6 +425,7 @@ def run_experiment_list(args: argparse.Namespace) -> int:
 
 def run_experiment_command(args: argparse.Namespace) -> int:
     seeds = args.seeds or (1 if args.quick else 3)
+    check_output_folder(args.out, "--out")
     if args.all:
         path = run_all(args.out, seeds=seeds, quick=args.quick, data_dir=args.data, include_long=args.include_long)
         print(f"Wrote {path}")
@@ -459,13 +440,14 @@ def run_plot(args: argparse.Namespace) -> int:
     summary = read_json(path, "a JSON history")
     if not isinstance(summary, dict):
         raise NndlError(f"{path}: expected a JSON object with a 'history' list")
-    written = plot_history(summary, args.out or path.parent, stem=path.stem)
+    written = plot_history(summary, check_output_folder(args.out or path.parent, "--out"), stem=path.stem)
     print("Wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
 def run_convert(args: argparse.Namespace) -> int:
     network = load_model(args.source)
+    check_model_target(args.target, network.describe(), what="OUT")
     print(f"Wrote {write_model(network, args.target)}: {network}")
     return 0
 

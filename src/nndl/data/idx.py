@@ -8,15 +8,18 @@ Files may be gzip-compressed; a name ending in ``.gz`` is read as gzip.
 from __future__ import annotations
 
 import gzip
+import io
+import math
 import os
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from ..errors import DataError
-from ..files.atomic import atomic_output, write_bytes_atomically
+from ..files.atomic import atomic_output, open_regular_file, write_bytes_atomically
 
 # IDX type codes (the magic number's third byte) and the NumPy dtypes they name.
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -27,6 +30,10 @@ IDX_DTYPES: dict[int, np.dtype] = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+IDX_MAX_BYTES = 10**9  # payload cap per file; MNIST's largest is 47 MB
+IDX_MAX_DIMS = 16  # MNIST uses 1 (labels) and 3 (images); NumPy stops at 64
+READ_CHUNK = 2**20
+DRAIN_LIMIT = 16 * 2**20  # decompressed past a bad header to find damage, which shows within a block
 _CODES = {dtype.newbyteorder("="): code for code, dtype in IDX_DTYPES.items()}
 
 
@@ -38,58 +45,89 @@ def idx_magic(dtype: np.dtype, ndim: int) -> int:
     return (_CODES[native] << 8) | ndim
 
 
-def read_file_bytes(path: Path) -> bytes:
-    """Return the (decompressed) contents of ``path``, or raise DataError naming the problem."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if path.suffix != ".gz":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except EOFError:
-        raise DataError(f"{path}: truncated gzip file (download it again)") from None
-    except (gzip.BadGzipFile, zlib.error) as exc:
-        raise DataError(f"{path}: corrupt gzip data ({exc}); download it again") from None
+def read_exactly(stream: BinaryIO, count: int) -> bytearray:
+    """Up to ``count`` bytes of ``stream``, read in chunks so memory follows what really arrives."""
+    data = bytearray()
+    while len(data) < count:
+        chunk = stream.read(min(READ_CHUNK, count - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def drain(stream: BinaryIO, limit: int) -> None:
+    """Read and discard up to ``limit`` bytes of ``stream`` (gzip checks its CRC at the end)."""
+    while limit > 0 and (chunk := stream.read(min(READ_CHUNK, limit))):
+        limit -= len(chunk)
+
+
+def read_idx_stream(stream: BinaryIO, source: str, expect_magic: int | None = None,
+                    max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
+    """Read one IDX array from ``stream``, checking the header before reading the payload.
+
+    The header's sizes are multiplied as Python integers and the payload must be
+    at most ``max_bytes``, so a header claiming more is refused before anything
+    is allocated; the payload is then read in chunks and must end exactly where
+    the header says.
+    """
+    start = stream.read(4)
+    if len(start) < 4:
+        raise DataError(f"{source}: too short to be an IDX file ({len(start)} bytes)")
+    zero, code, ndim = struct.unpack(">HBB", start)
+    magic = (code << 8) | ndim
+    if zero != 0 or code not in IDX_DTYPES or not 0 < ndim <= IDX_MAX_DIMS:
+        raise DataError(f"{source}: not an IDX file (magic number {struct.unpack('>I', start)[0]})")
+    if expect_magic is not None and magic != expect_magic:
+        raise DataError(f"{source}: magic number {magic}, expected {expect_magic}; is this the right file?")
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{source}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", dims)
+    dtype = IDX_DTYPES[code]
+    expected = math.prod(shape) * dtype.itemsize  # payload bytes = n1·n2·…·itemsize, a Python int
+    described = f"{'x'.join(map(str, shape))} values ({expected:,} bytes)"
+    if math.prod(max(n, 1) for n in shape) * dtype.itemsize > max_bytes:  # even when a 0 makes it empty
+        raise DataError(f"{source}: header says {described}, more than the {max_bytes:,} nndl reads")
+    payload = read_exactly(stream, expected)
+    if len(payload) < expected or stream.read(1):
+        what = "truncated" if len(payload) < expected else "has trailing bytes"
+        found = f"{len(payload):,}" if len(payload) < expected else "more"
+        raise DataError(f"{source}: {what}: header says {described}, file holds {found} bytes")
+    array = np.frombuffer(payload, dtype=dtype).reshape(shape)
+    return array if dtype.isnative else array.astype(dtype.newbyteorder("="))
 
 
 def parse_idx(data: bytes, source: str = "<bytes>", expect_magic: int | None = None) -> np.ndarray:
-    """Parse IDX bytes into an array, checking the header against the payload size.
+    """Parse IDX bytes into an array, checking the header against the payload size."""
+    return read_idx_stream(io.BytesIO(data), source, expect_magic)
 
-    ``expect_magic`` (e.g. 2051 for images, 2049 for labels) makes a file of another
-    kind an error rather than a surprise later.
+
+def read_idx(path: str | os.PathLike, expect_magic: int | None = None, max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
+    """Read an IDX file (raw, or gzip if the name ends in .gz) into a NumPy array.
+
+    ``expect_magic`` (e.g. 2051 for images, 2049 for labels) makes a file of
+    another kind an error rather than a surprise later. Only a regular file is
+    opened; gzip is decompressed as it is read, never more than the header
+    announces. Every problem is a one-line :class:`DataError`.
     """
-    if len(data) < 4:
-        raise DataError(f"{source}: too short to be an IDX file ({len(data)} bytes)")
-    zero, code, ndim = struct.unpack(">HBB", data[:4])
-    magic = (code << 8) | ndim
-    if zero != 0 or code not in IDX_DTYPES or ndim == 0:
-        raise DataError(f"{source}: not an IDX file (magic number {struct.unpack('>I', data[:4])[0]})")
-    if expect_magic is not None and magic != expect_magic:
-        raise DataError(f"{source}: magic number {magic}, expected {expect_magic}; is this the right file?")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{source}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
-    dtype = IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(data) - header
-    if found != expected:
-        what = "truncated" if found < expected else "has trailing bytes"
-        raise DataError(
-            f"{source}: {what}: header says {'x'.join(map(str, shape))} values ({expected} bytes), "
-            f"file holds {found} bytes"
-        )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
-
-
-def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.ndarray:
-    """Read an IDX file (raw, or gzip if the name ends in .gz) into a NumPy array."""
     path = Path(path)
-    return parse_idx(read_file_bytes(path), str(path), expect_magic)
+    with open_regular_file(path, "an IDX file", DataError) as raw:
+        try:
+            if path.suffix != ".gz":
+                return read_idx_stream(raw, str(path), expect_magic, max_bytes)
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                try:
+                    return read_idx_stream(unzipped, str(path), expect_magic, max_bytes)
+                except DataError:
+                    drain(unzipped, DRAIN_LIMIT)  # damaged gzip is the likelier cause: let its check say so
+                    raise
+        except EOFError:
+            raise DataError(f"{path}: truncated gzip file (download it again)") from None
+        except (gzip.BadGzipFile, zlib.error) as exc:
+            raise DataError(f"{path}: corrupt gzip data ({exc}); download it again") from None
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -4,28 +4,39 @@ A model file holds ``sizes``, ``weights_0``, ``biases_0``, ``weights_1``, ... an
 ``metadata``: UTF-8 JSON (as a uint8 array) describing the network (cost,
 activations, initialisation, dtype), how it was trained, its history and the
 nndl version. Files are written through a temporary file and a rename, so an
-interrupted save never leaves a broken model, and read with
-``allow_pickle=False``, checking every shape against ``sizes``.
+interrupted save never leaves a broken model. Reading never unpickles and reads
+only the members a model has, each .npy header checked against ``sizes`` (and
+``sizes`` against a cap) before its data are read.
 """
 
 from __future__ import annotations
 
 import json
+import lzma
+import math
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
-from .network2 import load_network2_json
 from ..errors import ConfigError, ModelFileError
-from .atomic import atomic_output
+from .atomic import JSON_MAX_BYTES, atomic_output, check_output_file, open_regular_file, parse_json
 from ..network import Network
 
 FORMAT = "nndl-model"
 FORMAT_VERSION = 1
+MAX_PARAMETERS = 50_000_000  # weights and biases a model file may describe (the book's largest: 636,010)
+MAX_LAYERS = 1_000
+NPY_HEADER_MAX = 10_000 + 16  # NumPy's own cap on a .npy header, plus magic and length
+READ_CHUNK = 2**20
+KIND_NAMES = {"f": "floating point", "iu": "whole numbers", "ui": "bytes (uint8)"}
+# What a damaged or hostile archive can raise while being opened or read.
+ARCHIVE_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, EOFError, OSError,
+                  ValueError, NotImplementedError, RuntimeError)
 
 
 def save_model(network: Network, path: str | os.PathLike) -> Path:
@@ -45,49 +56,155 @@ def save_model(network: Network, path: str | os.PathLike) -> Path:
     for l, (w, b) in enumerate(zip(network.weights, network.biases)):
         arrays[f"weights_{l}"] = w
         arrays[f"biases_{l}"] = b.ravel()
-    with atomic_output(path) as handle:
+    with atomic_output(path, "model file") as handle:
         np.savez(handle, **arrays)
     return path
 
 
-def read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of an .npz file, refusing pickled objects."""
+def check_model_target(path: str | os.PathLike, description: dict[str, Any] | None = None,
+                       what: str = "--save") -> Path:
+    """Refuse, before training, a model file nndl could not write: wrong suffix, bad place, wrong format.
+
+    ``path`` must end in .npz (nndl's format) or .json (network2.py's, which
+    holds only what :func:`network2_can_save` allows for ``description``, a
+    ``Network.describe()``), and pass :func:`check_output_file`.
+    """
+    check_output_file(path, what)  # first: an empty name, a folder or a device says so
+    suffix = Path(path).suffix
+    if suffix not in (".npz", ".json"):
+        raise ConfigError(f"{what} {path}: name a .npz file (nndl's format) or .json (the book's network2.py format)")
+    if suffix == ".json" and description is not None:
+        from .network2 import network2_can_save
+
+        refusal = network2_can_save(description)
+        if refusal:
+            raise ConfigError(f"{what} {path}: {refusal}")
+    return Path(path)
+
+
+def parameter_count(sizes: list[int]) -> int:
+    """Weights and biases of a network of these layer sizes: Σ_l (n_in·n_out + n_out)."""
+    return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+
+
+def checked_sizes(sizes: Any, source: str) -> list[int]:
+    """Layer sizes read from a file: 2 to MAX_LAYERS whole numbers ≥ 1, at most MAX_PARAMETERS in all.
+
+    Checked before any network is built, so a tiny file cannot ask for gigabytes.
+    """
+    if (not isinstance(sizes, list) or not 2 <= len(sizes) <= MAX_LAYERS
+            or any(type(n) is not int or n < 1 for n in sizes)):
+        raise ModelFileError(f"{source}: the layer sizes must be 2 to {MAX_LAYERS} whole numbers, each at least 1")
+    count = parameter_count(sizes)
+    if count > MAX_PARAMETERS:
+        amount = f"{count:,}" if count < 10**15 else "over 10^15"
+        raise ModelFileError(
+            f"{source}: sizes {str(sizes):.60} mean {amount} parameters, more than the {MAX_PARAMETERS:,} nndl loads"
+        )
+    return sizes
+
+
+def open_archive(path: Path) -> zipfile.ZipFile:
+    """The .npz file at ``path`` as a zip archive (a regular file only; members are read later, one by one)."""
+    handle = open_regular_file(path, "an nndl model file", ModelFileError)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise ModelFileError(f"{path}: not a readable nndl model file ({exc})") from None
+        return zipfile.ZipFile(handle)
+    except ARCHIVE_ERRORS as exc:
+        handle.close()
+        raise ModelFileError(f"{path}: not a readable nndl model file ({one_line(exc)})") from None
 
 
-def parse_metadata(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+def one_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (or its type's name)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def read_member(archive: zipfile.ZipFile, path: Path, name: str, kinds: str,
+                shape: tuple[int, ...] | None = None, max_length: int = MAX_LAYERS) -> np.ndarray:
+    """Array ``name`` of the archive, its .npy header checked before its data are read.
+
+    Its dtype's kind must be one of ``kinds`` (never an object dtype) and its
+    shape ``shape``, or, when ``shape`` is None, one dimension of at most
+    ``max_length``; the member may hold nothing after the array. The data are
+    read in chunks straight into the array, so memory is the array's size.
+    """
+    try:
+        info = archive.getinfo(f"{name}.npy")
+    except KeyError:
+        raise ModelFileError(f"{path}: {name} is missing") from None
+    try:
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            if version not in ((1, 0), (2, 0)):
+                raise ModelFileError(f"{path}: {name} is in .npy format {version}, which nndl does not read")
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            found_shape, fortran_order, dtype = read_header(member)
+            check_member_header(path, name, dtype, found_shape, kinds, shape, max_length)
+            nbytes = math.prod(found_shape) * dtype.itemsize
+            if info.file_size > nbytes + NPY_HEADER_MAX:
+                raise ModelFileError(f"{path}: {name} is {info.file_size:,} bytes, larger than its array")
+            array = np.empty(found_shape[::-1] if fortran_order else found_shape, dtype=dtype)
+            buffer = array.reshape(-1).view(np.uint8)
+            filled = 0
+            while filled < nbytes and (count := member.readinto(buffer[filled:filled + READ_CHUNK])):
+                filled += count
+            if filled < nbytes or member.read(1):
+                raise ModelFileError(f"{path}: {name} is damaged (its size disagrees with its header)")
+    except ARCHIVE_ERRORS as exc:
+        raise ModelFileError(f"{path}: {name} cannot be read ({one_line(exc)})") from None
+    return array.T if fortran_order else array
+
+
+def check_member_header(path: Path, name: str, dtype: np.dtype, found: tuple[int, ...], kinds: str,
+                        shape: tuple[int, ...] | None, max_length: int) -> None:
+    """Refuse a member whose .npy header names the wrong dtype or shape, before its data are read."""
+    if dtype.hasobject:
+        raise ModelFileError(f"{path}: {name} holds Python objects, which nndl never unpickles")
+    if dtype.kind not in kinds or dtype.subdtype is not None or dtype.names is not None:
+        raise ModelFileError(f"{path}: {name} has dtype {dtype}, expected {KIND_NAMES[kinds]}")
+    if shape is not None and found != shape:
+        raise ModelFileError(f"{path}: {name} has shape {found}, expected {shape} from the layer sizes")
+    if shape is None and (len(found) != 1 or found[0] > max_length):
+        raise ModelFileError(f"{path}: {name} has shape {found}, expected one dimension of at most {max_length:,}")
+
+
+def parse_metadata(path: Path, archive: zipfile.ZipFile) -> dict[str, Any]:
     """The JSON metadata block, checked to be an nndl model of a version this nndl reads."""
-    if "metadata" not in arrays:
+    if "metadata.npy" not in archive.namelist():
         raise ModelFileError(f"{path}: not an nndl model file (no metadata)")
-    try:
-        metadata = json.loads(arrays["metadata"].astype(np.uint8).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: damaged metadata ({exc})") from None
+    raw = read_member(archive, path, "metadata", "ui", max_length=JSON_MAX_BYTES)
+    if raw.dtype.itemsize != 1:
+        raise ModelFileError(f"{path}: metadata has dtype {raw.dtype}, expected bytes (uint8)")
+    metadata = parse_json(raw.tobytes(), f"{path}: damaged metadata", "JSON", ModelFileError)
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an nndl model file")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(
-            f"{path}: model format version {metadata.get('format_version')}; this nndl {__version__} "
+            f"{path}: model format version {metadata.get('format_version')!r:.40}; this nndl {__version__} "
             f"reads version {FORMAT_VERSION}"
         )
     return metadata
 
 
-def checked_parameter(path: Path, arrays: dict[str, np.ndarray], name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """``arrays[name]``, which must exist, be floating point, finite and of ``shape``."""
-    if name not in arrays:
-        raise ModelFileError(f"{path}: {name} is missing")
-    array = arrays[name]
-    if array.dtype.kind != "f":
-        raise ModelFileError(f"{path}: {name} has dtype {array.dtype}, expected floating point")
-    if array.shape != shape:
-        raise ModelFileError(f"{path}: {name} has shape {array.shape}, expected {shape} from the layer sizes")
+def checked_description(path: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata's network description, each field of the type Network expects."""
+    description = metadata.get("network")
+    if not isinstance(description, dict):
+        raise ModelFileError(f"{path}: the metadata lacks the network description")
+    for key in ("cost", "activation", "output_activation", "init", "dtype"):
+        if key not in description:
+            raise ModelFileError(f"{path}: the metadata lacks '{key}'")
+        if not isinstance(description[key], str):
+            raise ModelFileError(f"{path}: the metadata's {key} is not a name")
+    dropout = description.get("dropout", 0.0)
+    if type(dropout) not in (int, float):
+        raise ModelFileError(f"{path}: the metadata's dropout is not a number")
+    return description
+
+
+def checked_parameter(path: Path, array: np.ndarray, name: str) -> np.ndarray:
+    """``array`` (already of the right shape and a float dtype), which must be finite."""
     if not np.all(np.isfinite(array)):
         raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
     return array
@@ -99,38 +216,31 @@ def load_model(path: str | os.PathLike) -> Network:
     The training record is in the network's ``.metadata``.
 
     Raises :class:`ModelFileError` naming the problem if the file is not an nndl
-    model, was damaged or edited so its arrays disagree with its sizes.
+    model, was damaged or edited so its arrays disagree with its sizes. Only the
+    members a model has are read, each checked against its .npy header and the
+    layer sizes first, so memory stays in proportion to the network described.
     """
     path = Path(path)
     if path.suffix == ".json":
+        from .network2 import load_network2_json  # it uses this module's size checks
+
         return load_network2_json(path)
-    arrays = read_arrays(path)
-    metadata = parse_metadata(path, arrays)
-    description = dict(metadata.get("network", {}))
-    sizes = arrays.get("sizes")
-    if sizes is None or sizes.ndim != 1 or sizes.dtype.kind not in "iu":
-        raise ModelFileError(f"{path}: sizes is missing or not a list of whole numbers")
-    if list(sizes) != description.get("sizes"):
-        raise ModelFileError(f"{path}: sizes {list(sizes)} disagree with the metadata's {description.get('sizes')}")
-    try:
-        network = Network(
-            [int(n) for n in sizes],
-            cost=description["cost"],
-            activation=description["activation"],
-            output_activation=description["output_activation"],
-            init=description["init"],
-            dropout=description.get("dropout", 0.0),
-            dtype=description["dtype"],
-        )
-    except KeyError as exc:
-        raise ModelFileError(f"{path}: the metadata lacks {exc}") from None
-    except ConfigError as exc:
-        raise ModelFileError(f"{path}: {exc}") from None
-    n_in, n_out = network.sizes[:-1], network.sizes[1:]
-    for l, (rows, cols) in enumerate(zip(n_out, n_in)):
-        weights = checked_parameter(path, arrays, f"weights_{l}", (rows, cols))
-        biases = checked_parameter(path, arrays, f"biases_{l}", (rows,))
-        network.weights[l] = weights.astype(network.dtype)
-        network.biases[l] = biases.reshape(rows, 1).astype(network.dtype)
+    with open_archive(path) as archive:
+        metadata = parse_metadata(path, archive)
+        description = checked_description(path, metadata)
+        sizes = checked_sizes([int(n) for n in read_member(archive, path, "sizes", "iu")], str(path))
+        if sizes != description.get("sizes"):
+            raise ModelFileError(f"{path}: sizes {sizes} disagree with the metadata's {description.get('sizes')!r:.80}")
+        try:
+            network = Network(sizes, cost=description["cost"], activation=description["activation"],
+                              output_activation=description["output_activation"], init=description["init"],
+                              dropout=description.get("dropout", 0.0), dtype=description["dtype"])
+        except ConfigError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
+        for l, (rows, cols) in enumerate(zip(sizes[1:], sizes[:-1])):
+            weights = checked_parameter(path, read_member(archive, path, f"weights_{l}", "f", (rows, cols)), f"weights_{l}")
+            network.weights[l] = weights.astype(network.dtype)
+            biases = checked_parameter(path, read_member(archive, path, f"biases_{l}", "f", (rows,)), f"biases_{l}")
+            network.biases[l] = biases.reshape(rows, 1).astype(network.dtype)
     network.metadata = {k: v for k, v in metadata.items() if k not in ("format", "format_version", "network")}
     return network

@@ -7,6 +7,7 @@ drew, so tests can check what a figure shows.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -54,24 +55,63 @@ def plot_series(series: Series, path: str | os.PathLike, title: str, xlabel: str
 METRIC_LABELS = {"accuracy": "accuracy (%)", "cost": "cost"}
 
 
+MAX_SERIES = 20  # lines in one figure: a history has training, validation and test
+
+
+def as_number(value: Any) -> float | None:
+    """A JSON number as a float (non-finite as NaN, drawn as a gap), or None for anything else."""
+    if type(value) not in (int, float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def checked_history(summary: Any) -> list[dict[str, Any]]:
+    """The per-epoch records of a run's JSON summary, each with a finite numeric 'epoch'.
+
+    Anything else (the wrong JSON shape, an epoch that is not a number) is a
+    one-line NndlError, before Matplotlib sees it.
+    """
+    history = summary.get("history") if isinstance(summary, dict) else None
+    if not isinstance(history, list) or not history or not all(isinstance(r, dict) and "epoch" in r for r in history):
+        raise NndlError("no per-epoch history found: expected the JSON of 'nndl train --json' or an experiment")
+    if any(epoch is None or math.isnan(epoch) for epoch in (as_number(r["epoch"]) for r in history)):
+        raise NndlError("the history's 'epoch' values must be finite numbers")
+    return history
+
+
 def history_series(history: list[dict[str, Any]], kind: str) -> Series:
-    """Every dataset's ``kind`` measure (accuracy or cost) in a history, as a series over epochs (accuracy in %)."""
-    names = sorted({name for record in history for name, metrics in record.get("metrics", {}).items()
-                    if isinstance(metrics, dict) and isinstance(metrics.get(kind), (int, float))})
+    """Every dataset's ``kind`` measure (accuracy or cost) in a history, as a series over epochs (accuracy in %).
+
+    A value that is not a number is an NndlError; more than MAX_SERIES datasets is too.
+    """
+    def metrics_of(record: dict[str, Any]) -> dict[str, Any]:
+        metrics = record.get("metrics", {})
+        return metrics if isinstance(metrics, dict) else {}
+
+    names = sorted({name for record in history for name, measures in metrics_of(record).items()
+                    if isinstance(measures, dict) and kind in measures})
+    if len(names) > MAX_SERIES:
+        raise NndlError(f"the history has {len(names)} datasets with a {kind}; a figure shows at most {MAX_SERIES}")
     scale = 100.0 if kind == "accuracy" else 1.0
     series: Series = {}
     for name in names:
-        points = [(r["epoch"], r["metrics"][name][kind]) for r in history
-                  if isinstance(r.get("metrics", {}).get(name, {}).get(kind), (int, float))]
-        series[name] = ([e for e, _ in points], [scale * v for _, v in points])
+        recorded = [r for r in history if isinstance(metrics_of(r).get(name), dict) and kind in metrics_of(r)[name]]
+        values = [as_number(metrics_of(r)[name][kind]) for r in recorded]
+        if None in values:
+            raise NndlError(f"the history's {name[:40]!r} {kind} values must be numbers")
+        label = str(name)[:40].replace("$", r"\$")  # a '$' would start Matplotlib's maths
+        scaled = [scale * v if math.isfinite(scale * v) else math.nan for v in values]
+        series[label] = ([as_number(r["epoch"]) for r in recorded], scaled)
     return series
 
 
 def plot_history(summary: dict[str, Any], out_dir: str | os.PathLike, stem: str = "history") -> list[Path]:
     """Redraw a saved run's learning curves: one PNG for accuracy, one for cost (when recorded)."""
-    history = summary.get("history")
-    if not isinstance(history, list) or not history or not all(isinstance(r, dict) and "epoch" in r for r in history):
-        raise NndlError("no per-epoch history found: expected the JSON of 'nndl train --json' or an experiment")
+    history = checked_history(summary)
     written = []
     for kind in ("accuracy", "cost"):
         series = history_series(history, kind)

@@ -80,6 +80,11 @@ class NetworkSpec:
         """Every layer's size for data with ``n_inputs`` pixels and ``n_outputs`` classes."""
         return list(self.sizes) if self.sizes is not None else [n_inputs, *self.hidden, n_outputs]
 
+    def describe(self) -> dict[str, Any]:
+        """What :meth:`nndl.network.Network.describe` will say of this network (but its sizes)."""
+        output = self.output_activation or get_cost(self.cost).output_activations[0]
+        return {**self.network_options(), "output_activation": output}
+
     def network_options(self) -> dict[str, Any]:
         """The keyword arguments of :class:`nndl.network.Network` (all but the sizes)."""
         return {k: v for k, v in to_dict(self).items() if k not in ("hidden", "sizes")}
