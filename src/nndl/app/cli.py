@@ -34,7 +34,7 @@ from ..runs.spec import SECTIONS, RunSpec
 from ..settings import check_value
 from ..training import check_data_fits
 from .reporting import Announce, EpochPrinter, ProgressBar, StopOnSignal, plural, strict_json
-from . import inspect, predict
+from . import inspect, predict, web
 
 
 class Parser(argparse.ArgumentParser):
@@ -275,6 +275,7 @@ def build_parser() -> Parser:
     g.set_defaults(run=run_gradcheck)
     predict.register(commands)
     inspect.register(commands)
+    web.register(commands)
     return parser
 
 
