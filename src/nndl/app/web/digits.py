@@ -24,6 +24,11 @@ def rounded(array: np.ndarray, digits: int = 4) -> list[Any]:
     return np.round(np.asarray(array, dtype=np.float64), digits).tolist()
 
 
+def floats(array: np.ndarray) -> list[float]:
+    """A vector as plain floats at full precision (errors δ and σ'(z) can be far below 1e-4)."""
+    return np.asarray(array, dtype=np.float64).ravel().tolist()
+
+
 def preprocessing_steps(steps: Preprocessed) -> dict[str, Any]:
     """The steps the page draws: ink box (in the drawing's pixels), 20-px scaling, centring, the input."""
     box = steps.box
@@ -59,15 +64,15 @@ def backprop_for(network: Network, x: np.ndarray, y: np.ndarray) -> dict[str, An
     nabla_b, nabla_w = network.backprop(x, y)
     return {
         "cost": network.cost.name,
-        "delta_output": rounded(nabla_b[-1].ravel()),  # BP1: δ^L
-        "delta_hidden": rounded(nabla_b[0].ravel()) if len(nabla_b) > 1 else [],  # BP2: δ^1 of the first hidden layer
+        "delta_output": floats(nabla_b[-1]),  # BP1: δ^L
+        "delta_hidden": floats(nabla_b[0]) if len(nabla_b) > 1 else [],  # BP2: δ^1 of the first hidden layer
         "grad_b_norms": [float(np.linalg.norm(nb)) for nb in nabla_b],  # BP3: ‖∂C/∂b^l‖ = ‖δ^l‖
         "grad_w_norms": [float(np.linalg.norm(nw)) for nw in nabla_w],  # BP4: ‖∂C/∂w^l‖ = ‖a^(l−1) δ^l‖
     }
 
 
 def analyse_digit(network: Network, image: bytes, centre: bool = True, label: int | None = None) -> dict[str, Any]:
-    """Preprocess a drawing, feed it forward, and (for ``label``) give each cost and BP1-BP4."""
+    """Preprocess a drawing, feed it forward, and give each cost and BP1-BP4 for ``label`` (default: the guess)."""
     steps = preprocess(image, centre=centre)
     if network.sizes[0] != steps.input.size:
         raise ConfigError(f"this model takes {network.sizes[0]} inputs, not a 28×28 drawing's "
@@ -76,7 +81,7 @@ def analyse_digit(network: Network, image: bytes, centre: bool = True, label: in
     zs, activations = network.forward(x)
     result: dict[str, Any] = {
         "steps": preprocessing_steps(steps),
-        "output": rounded(activations[-1].ravel()),
+        "output": floats(activations[-1]),
         "guess": int(np.argmax(activations[-1])),
         "output_activation": network.output_activation.name,
         "hidden": None,
@@ -85,18 +90,17 @@ def analyse_digit(network: Network, image: bytes, centre: bool = True, label: in
         z, a = zs[0], activations[1]
         result["hidden"] = {
             "activation": network.activation.name,
-            "z": rounded(z.ravel()),
-            "a": rounded(a.ravel()),
-            "prime": rounded(network.activation.prime(z, a).ravel()),  # σ'(z)
+            "z": floats(z),
+            "a": floats(a),
+            "prime": floats(network.activation.prime(z, a)),  # σ'(z)
         }
-    if label is not None:
-        if not 0 <= label < network.sizes[-1]:
-            raise ConfigError(f"label {label}: this model's outputs are 0-{network.sizes[-1] - 1}")
-        y = np.zeros((network.sizes[-1], 1), network.dtype)
-        y[label] = 1.0  # the one-hot target y(x)
-        result["label"] = label
-        result["costs"] = {name: cost_under(cost, network, zs[-1], y) for name, cost in COSTS.items()}
-        result["backprop"] = backprop_for(network, x, y)
+    if label is not None and not 0 <= label < network.sizes[-1]:
+        raise ConfigError(f"label {label}: this model's outputs are 0-{network.sizes[-1] - 1}")
+    result["label"] = result["guess"] if label is None else label
+    y = np.zeros((network.sizes[-1], 1), network.dtype)
+    y[result["label"]] = 1.0  # the one-hot target y(x)
+    result["costs"] = {name: cost_under(cost, network, zs[-1], y) for name, cost in COSTS.items()}
+    result["backprop"] = backprop_for(network, x, y)
     return result
 
 

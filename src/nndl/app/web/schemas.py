@@ -42,7 +42,7 @@ class AnalyseRequest(Strict):
     image: str = Field(min_length=1, max_length=MAX_IMAGE_CHARS,
                        description="the drawing as a PNG, base64-encoded (a data: URL prefix is allowed)")
     centre: bool = Field(True, description="shift the centre of mass to the frame's centre, as MNIST did")
-    label: Digit | None = Field(None, description="the digit it should be: costs and BP1-BP4 are computed for it")
+    label: Digit | None = Field(None, description="the digit it should be, for the costs and BP1-BP4 (default: the guess)")
 
 
 class TrainSettings(Strict):

@@ -192,7 +192,7 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
 
     @app.get("/api/train")
     def training_status() -> dict[str, Any]:
-        return server.current().status()
+        return server.live.status() if server.live else {"state": "idle"}
 
     @app.post("/api/train/pause")
     def pause_training() -> dict[str, Any]:
