@@ -28,8 +28,10 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any, AsyncIterator
 
-from fastapi import FastAPI, Header, Path as PathParam, Request
+from fastapi import Depends, FastAPI, Header, Path as PathParam, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
@@ -94,6 +96,7 @@ class Server:
             if self.live is not None and self.live.alive:
                 raise Conflict("a run is already training on this server: stop it (or wait for it to finish) "
                                "before starting another")
+            self.cache.get(spec.data)  # data problems (a folder without MNIST, too few images) answer 422 now
             self.live = LiveRun(spec, self.cache, self.abandon_after)
             self.live.start()
         return self.live
@@ -131,6 +134,10 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
     """The web application: the page, its static files and its API."""
     app = FastAPI(title="nndl: see inside the network", version="1", max_body_size=MAX_BODY)
     server = app.state.server = Server(Path(models), data, abandon_after)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": finite_or_none(jsonable_encoder(exc.errors()))}, status_code=422)  # NaN input
 
     @app.exception_handler(NndlError)
     async def nndl_error(request: Request, exc: NndlError) -> JSONResponse:
@@ -230,8 +237,9 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
         return server.models.describe(request.name)
 
     @app.get("/api/train/events", response_class=EventSourceResponse)
-    async def training_events(last_event_id: Annotated[str | None, Header()] = None) -> AsyncIterator[ServerSentEvent]:
-        live = server.current()
+    async def training_events(last_event_id: Annotated[str | None, Header()] = None,
+                              live: LiveRun = Depends(server.current)) -> AsyncIterator[ServerSentEvent]:
+        """The run's events from the start (or after Last-Event-ID); a final 'end' event closes the stream."""
         position = int(last_event_id) + 1 if last_event_id and last_event_id.isascii() and last_event_id.isdigit() else 0
         live.watched(joining=True)
         try:
