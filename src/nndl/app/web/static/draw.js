@@ -75,6 +75,7 @@ function paintLarge(canvas, rows, colour, markers = []) {
   paintGrid(small, rows, colour);
   const scale = 4, ctx = canvas.getContext("2d");
   canvas.width = rows[0].length * scale; canvas.height = rows.length * scale;
+  canvas.style.width = `${canvas.width}px`; canvas.style.height = `${canvas.height}px`; // keep the aspect ratio
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
   for (const [r, c, colour] of markers) {

@@ -4,6 +4,7 @@ import { api, diverging, legend, lineChart, paintGrid, reshape } from "./paint.j
 
 const $ = (id) => document.getElementById(id);
 let page, presets = [], source = null, run = null, redraw = 0;
+const frames = (window.nndlTrainFrames = []);
 
 export function initTrain(p) {
   page = p;
@@ -120,6 +121,7 @@ function draw() {
   }
   $("train-status").textContent = text;
   $("train-status").dataset.points = String(run.batches.length);
+  frames.push([run.state, run.batches.length]); // what each redraw showed (the browser test reads it)
   $("train-status").dataset.epochs = String(run.epochs.length);
   const perEpoch = (dataset, key, scale = 1) => run.epochs
     .filter((r) => r.metrics[dataset] && r.metrics[dataset][key] !== undefined && r.metrics[dataset][key] !== null)
