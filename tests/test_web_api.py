@@ -331,18 +331,20 @@ def test_a_second_start_while_training_is_409_and_stop_ends_the_run(client):
 
 
 def test_pause_one_more_batch_one_more_epoch_resume(client):
-    assert client.post("/api/train", json={**SHORT_RUN, "epochs": 3}).status_code == 202
-    client.post("/api/train/pause")
+    assert client.post("/api/train", json={**SHORT_RUN, "epochs": 100, "train_size": 5000}).status_code == 202
+    client.post("/api/train/pause")  # a long run, so the pause always lands before its end
     paused = wait_for(client, lambda s: s["state"] == "paused", "a pause")
     client.post("/api/train/step", json={"unit": "batch"})
     after = wait_for(client, lambda s: s["state"] == "paused" and (s["epoch"], s["batch"]) != (paused["epoch"],
                      paused["batch"]), "one more mini-batch")
-    assert after["epoch"] * 20 + after["batch"] == paused["epoch"] * 20 + paused["batch"] + 1
+    assert after["epoch"] * 500 + after["batch"] == paused["epoch"] * 500 + paused["batch"] + 1
     client.post("/api/train/step", json={"unit": "epoch"})
     epoch_end = wait_for(client, lambda s: s["state"] == "paused" and s["epoch"] > after["epoch"], "an epoch's end")
     assert epoch_end["epoch"] == after["epoch"] + 1 and epoch_end["batch"] == 0
     assert client.post("/api/train/resume").status_code == 200
-    assert events_until_end(client)[-1][1]["state"] == "finished"
+    wait_for(client, lambda s: s["epoch"] > epoch_end["epoch"], "training again after resume")
+    client.post("/api/train/stop")
+    assert events_until_end(client)[-1][1]["state"] == "stopped"
 
 
 def test_a_run_nobody_watches_stops_by_itself(models_dir, data_dir):
