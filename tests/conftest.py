@@ -62,3 +62,14 @@ def write_fake_mnist(folder: Path, n_train: int = 10_020, n_test: int = 30, side
 @pytest.fixture
 def fake_mnist_dir(tmp_path) -> Path:
     return write_fake_mnist(tmp_path / "fake")
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    """The system Chromium for browser tests (Playwright cannot download its own here): NNDL_CHROMIUM, else PATH."""
+    import shutil
+
+    path = os.environ.get("NNDL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("Chromium not found: apt-get install chromium, or set NNDL_CHROMIUM to its path")
+    return path

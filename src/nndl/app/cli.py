@@ -33,7 +33,7 @@ from ..runs.runner import RunResult, run_spec
 from ..runs.spec import SECTIONS, RunSpec
 from ..settings import check_value
 from ..training import check_data_fits
-from . import inspect, predict
+from . import inspect, predict, web
 from .reporting import Announce, EpochPrinter, ProgressBar, StopOnSignal, plural, strict_json
 
 
@@ -281,6 +281,7 @@ def build_parser() -> Parser:
     g.set_defaults(run=run_gradcheck)
     predict.register(commands)
     inspect.register(commands)
+    web.register(commands)
     return parser
 
 

@@ -1,0 +1,118 @@
+"""What the Draw tab shows for one drawn digit: MNIST's preprocessing, the network's activations, costs and BP1-BP4.
+
+Everything is computed with the library's own maths: :func:`nndl.data.images.preprocess`
+for the steps from a drawing to the 28×28 input, :meth:`nndl.network.Network.forward`
+for z^l and a^l, :meth:`nndl.network.Network.backprop` for the gradients and each
+cost's ``fn`` for C. Arrays come back as plain lists so the page can draw them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...activations import get_activation
+from ...costs import COSTS, Cost
+from ...data.images import Preprocessed, preprocess
+from ...errors import ConfigError
+from ...network import Network
+
+
+def rounded(array: np.ndarray, digits: int = 4) -> list[Any]:
+    """An array as nested lists of floats with ``digits`` decimals (small JSON, exact enough to draw)."""
+    return np.round(np.asarray(array, dtype=np.float64), digits).tolist()
+
+
+def floats(array: np.ndarray) -> list[float]:
+    """A vector as plain floats at full precision (errors δ and σ'(z) can be far below 1e-4)."""
+    return np.asarray(array, dtype=np.float64).ravel().tolist()
+
+
+def preprocessing_steps(steps: Preprocessed) -> dict[str, Any]:
+    """The steps the page draws: ink box (in the drawing's pixels), 20-px scaling, centring, the input."""
+    box = steps.box
+    return {
+        "size": [int(steps.grey.shape[1]), int(steps.grey.shape[0])],
+        "box": {"top": box.top, "left": box.left, "bottom": box.bottom, "right": box.right},
+        "scaled": rounded(steps.scaled, 3),
+        "framed": rounded(steps.framed, 3),
+        "centre_of_mass": [round(c, 3) for c in steps.centre_of_mass],
+        "shift": list(steps.shift),
+        "centred": steps.centred_by_mass,
+        "input": rounded(steps.input, 3),
+    }
+
+
+def cost_under(cost: Cost, network: Network, z: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """C for output z^L and target y under ``cost``, through the output activation that cost is defined for.
+
+    A cost keeps the network's own output layer when it can; otherwise (the
+    log-likelihood of a sigmoid network, the cross-entropy of a softmax one) the
+    same z^L goes through the activation the cost needs, and the answer says so.
+    """
+    output = network.output_activation
+    if output.name not in cost.output_activations:
+        output = get_activation(cost.output_activations[0], "output")
+    a = output.fn(z)
+    return {"cost": cost.fn(z, a, y, output), "output_activation": output.name,
+            "own_output": output.name == network.output_activation.name}
+
+
+def backprop_for(network: Network, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """BP1-BP4 for one image and one label, from :meth:`Network.backprop` (δ^l = ∂C/∂b^l by BP3)."""
+    nabla_b, nabla_w = network.backprop(x, y)
+    return {
+        "cost": network.cost.name,
+        "delta_output": floats(nabla_b[-1]),  # BP1: δ^L
+        "delta_hidden": floats(nabla_b[0]) if len(nabla_b) > 1 else [],  # BP2: δ^1 of the first hidden layer
+        "grad_b_norms": [float(np.linalg.norm(nb)) for nb in nabla_b],  # BP3: ‖∂C/∂b^l‖ = ‖δ^l‖
+        "grad_w_norms": [float(np.linalg.norm(nw)) for nw in nabla_w],  # BP4: ‖∂C/∂w^l‖ = ‖a^(l−1) δ^l‖
+    }
+
+
+def analyse_digit(network: Network, image: bytes, centre: bool = True, label: int | None = None) -> dict[str, Any]:
+    """Preprocess a drawing, feed it forward, and give each cost and BP1-BP4 for ``label`` (default: the guess)."""
+    steps = preprocess(image, centre=centre)
+    if network.sizes[0] != steps.input.size:
+        raise ConfigError(f"this model takes {network.sizes[0]} inputs, not a 28×28 drawing's "
+                          f"{steps.input.size}: pick a model trained on MNIST")
+    x = steps.input_row.astype(network.dtype)[:, None]  # one image as a column, (784, 1)
+    zs, activations = network.forward(x)
+    result: dict[str, Any] = {
+        "steps": preprocessing_steps(steps),
+        "output": floats(activations[-1]),
+        "guess": int(np.argmax(activations[-1])),
+        "output_activation": network.output_activation.name,
+        "hidden": None,
+    }
+    if network.num_layers > 2:
+        z, a = zs[0], activations[1]
+        result["hidden"] = {
+            "activation": network.activation.name,
+            "z": floats(z),
+            "a": floats(a),
+            "prime": floats(network.activation.prime(z, a)),  # σ'(z)
+        }
+    if label is not None and not 0 <= label < network.sizes[-1]:
+        raise ConfigError(f"label {label}: this model's outputs are 0-{network.sizes[-1] - 1}")
+    result["label"] = result["guess"] if label is None else label
+    y = np.zeros((network.sizes[-1], 1), network.dtype)
+    y[result["label"]] = 1.0  # the one-hot target y(x)
+    result["costs"] = {name: cost_under(cost, network, zs[-1], y) for name, cost in COSTS.items()}
+    result["backprop"] = backprop_for(network, x, y)
+    return result
+
+
+def weight_image(network: Network, neuron: int) -> dict[str, Any]:
+    """Hidden neuron ``neuron``'s incoming weights w^1_j as a 28×28 image, with its bias."""
+    if network.num_layers < 3:
+        raise ConfigError("this model has no hidden layer")
+    if not 0 <= neuron < network.sizes[1]:
+        raise ConfigError(f"neuron {neuron}: the first hidden layer has neurons 0-{network.sizes[1] - 1}")
+    weights = network.weights[0][neuron]
+    side = int(round(weights.size ** 0.5))
+    if side * side != weights.size:
+        raise ConfigError(f"this model's {weights.size} inputs are not a square image")
+    return {"neuron": neuron, "side": side, "weights": rounded(weights.reshape(side, side)),
+            "bias": float(network.biases[0][neuron, 0])}

@@ -1,0 +1,190 @@
+"""One training run in a background thread, watched and steered by the page (Train tab).
+
+:class:`LiveRun` is a :class:`~nndl.callbacks.Callback` handed to
+:func:`nndl.runs.runner.run_spec`, which runs in a thread of its own so the
+server keeps answering the Draw tab. The callback records what the page draws
+as a list of events (the server streams them as server-sent events, replaying
+from the start for a page that joins late): the mini-batch cost, each epoch's
+record, the first hidden neurons' weight images, state changes, and a final
+``end``. It pauses by blocking in ``on_batch_end`` (waking often, so a stop
+still gets through), releases one more mini-batch or epoch on request, and stops
+a run nobody has watched for ``abandon_after`` seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from ...callbacks import Callback
+from ...errors import NndlError
+from ...network import Network
+from ...runs.runner import DataCache, RunResult, run_spec
+from ...runs.spec import RunSpec
+from ...training import TrainingRun, epoch_order
+from ..reporting import finite_or_none
+from .digits import rounded
+
+COST_EVERY = 5  # the mini-batch cost is measured on every 5th mini-batch: about 4% of a step's work ...
+MAX_COST_POINTS = 200  # ... and at most 200 times per epoch
+WEIGHT_IMAGES = 16  # hidden neurons whose weight images the page shows
+WEIGHTS_EVERY = 1.0  # seconds between weight-image updates
+PAUSE_POLL = 0.1  # seconds a paused run sleeps between looks at stop requests and watchers
+
+
+class LiveRun(Callback):
+    """A run the page started: its events so far, its state, and the controls pause, step, resume and stop."""
+
+    def __init__(self, spec: RunSpec, cache: DataCache, abandon_after: float = 60.0):
+        self.spec, self.cache, self.abandon_after = spec, cache, abandon_after
+        self.events: list[dict[str, Any]] = []
+        self.state = "starting"
+        self.go = threading.Event()  # set: train; clear: paused
+        self.go.set()
+        self.pending: tuple[str, int] | None = None  # ("batch", n left) or ("epoch", epochs to complete)
+        self.stop_reason: str | None = None
+        self.run: TrainingRun | None = None
+        self.result: RunResult | None = None
+        self.watchers, self.last_watched = 0, time.monotonic()
+        self.thread = threading.Thread(target=self.train, name="nndl-web-training", daemon=True)
+
+    # -- the thread ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def train(self) -> None:
+        """The thread's body: run the spec with this callback; the last event says how it ended."""
+        error = None
+        try:
+            self.result = run_spec(self.spec, callbacks=[self], cache=self.cache)
+        except NndlError as exc:
+            error = str(exc)
+        except Exception as exc:  # the page must hear that the run died, whatever killed it
+            error = f"training failed: {type(exc).__name__}: {exc}"
+        summary = self.result.summary if self.result else {}
+        self.state = "failed" if error else "stopped" if self.stop_reason or summary.get("interrupted") else "finished"
+        self.emit("end", {"state": self.state, "error": error or summary.get("diverged"), "reason": self.stop_reason,
+                          **{k: summary.get(k) for k in ("best", "final", "seconds", "interrupted")}})
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        """Record an event for every page watching, now or later."""
+        self.events.append({"event": event, "data": finite_or_none(data)})
+
+    # -- watchers (open event streams) ----------------------------------------------------
+
+    def watched(self, joining: bool) -> None:
+        """A page opened (``joining``) or closed its event stream."""
+        self.watchers += 1 if joining else -1
+        self.last_watched = time.monotonic()
+
+    def abandoned(self) -> bool:
+        return self.watchers <= 0 and time.monotonic() - self.last_watched > self.abandon_after
+
+    # -- controls, called from the server's event loop ----------------------------------
+
+    def pause(self) -> None:
+        self.pending = None
+        self.go.clear()
+
+    def resume(self) -> None:
+        self.pending = None
+        self.go.set()
+
+    def step(self, unit: str) -> None:
+        """Train one more mini-batch, or to the end of the current epoch, then pause again."""
+        self.pending = ("batch", 1) if unit == "batch" else ("epoch", (self.run.epoch if self.run else 0) + 1)
+        self.go.set()
+
+    def stop(self, reason: str = "stopped from the page") -> None:
+        self.stop_reason = reason
+        if self.run is not None:
+            self.run.request_stop()  # ends after the current mini-batch
+        self.go.set()
+
+    # -- the callback hooks, called in the training thread --------------------------------
+
+    def on_train_begin(self, run: TrainingRun) -> None:
+        self.run, self.state = run, "running"
+        if self.stop_reason:
+            run.request_stop()
+        self.training = self.cache.get(self.spec.data).training  # the images run_spec trains on (cached)
+        self.targets = np.eye(run.network.sizes[-1], dtype=run.network.dtype)
+        self.cost_every = max(COST_EVERY, run.n_batches // MAX_COST_POINTS)
+        self.weights_sent = 0.0
+        self.emit("begin", {"spec": self.spec.flat(), "seed": run.seed, "sizes": run.network.sizes,
+                            "n_train": len(self.training), "n_batches": run.n_batches, "epochs": run.config.epochs,
+                            "cost_every": self.cost_every, "evaluate_on": self.spec.data.evaluate_on})
+        self.emit_weights(run)
+
+    def on_epoch_begin(self, run: TrainingRun, epoch: int) -> None:
+        self.order = epoch_order(run.seed, epoch, len(self.training))  # the shuffle train() uses this epoch
+
+    def on_batch_end(self, run: TrainingRun, batch: int) -> None:
+        if batch % self.cost_every == 0:
+            self.emit("batch", {"epoch": run.epoch, "batch": batch + 1, "n_batches": run.n_batches,
+                                "cost": self.batch_cost(run.network, batch, run.config.mini_batch_size)})
+        if time.monotonic() - self.weights_sent > WEIGHTS_EVERY:
+            self.emit_weights(run)
+        if self.pending and self.pending[0] == "batch":
+            self.pending = ("batch", self.pending[1] - 1)
+            if self.pending[1] <= 0:
+                self.pause()
+        self.wait_while_paused(run)
+
+    def on_epoch_end(self, run: TrainingRun, record: dict[str, Any]) -> None:
+        self.emit("epoch", record)
+        self.emit_weights(run)
+        if self.pending and self.pending[0] == "epoch" and run.epoch >= self.pending[1]:
+            self.pause()
+        self.wait_while_paused(run)
+
+    def on_train_end(self, run: TrainingRun) -> None:
+        self.run = run
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def batch_cost(self, network: Network, batch: int, m: int) -> float:
+        """C₀ of mini-batch ``batch`` (without regularisation), measured after its gradient step."""
+        chosen = self.order[batch * m : (batch + 1) * m]
+        x = self.training.images[chosen].astype(network.dtype, copy=False).T
+        zs, activations = network.forward(x, keep=False)
+        y = self.targets[:, self.training.labels[chosen]]
+        return network.cost.fn(zs[-1], activations[-1], y, network.output_activation) / len(chosen)  # C₀ = (1/m) Σ_x C_x
+
+    def emit_weights(self, run: TrainingRun) -> None:
+        """The first hidden neurons' incoming weights, as images the page redraws while training."""
+        network = run.network
+        side = int(round(network.sizes[0] ** 0.5))
+        if network.num_layers < 3 or side * side != network.sizes[0]:
+            return
+        weights = network.weights[0][:WEIGHT_IMAGES]
+        self.weights_sent = time.monotonic()
+        self.emit("weights", {"epoch": run.epoch, "batch": run.batch, "side": side,
+                              "neurons": rounded(weights, 3)})
+
+    def wait_while_paused(self, run: TrainingRun) -> None:
+        """Block while paused, waking every PAUSE_POLL seconds for a stop or an abandoned page."""
+        if not self.go.is_set():
+            self.state = "paused"
+            self.emit("state", {"state": "paused", "epoch": run.epoch, "batch": run.batch})
+            while not self.go.wait(PAUSE_POLL):
+                if self.abandoned():
+                    self.stop(f"no page watched the run for {self.abandon_after:g} s")
+            self.state = "running"
+            self.emit("state", {"state": "running", "epoch": run.epoch, "batch": run.batch})
+        elif self.abandoned():
+            self.stop(f"no page watched the run for {self.abandon_after:g} s")
+
+    def status(self) -> dict[str, Any]:
+        """Where the run stands, for a page that asks rather than listens."""
+        run = self.run
+        return {"state": self.state, "epoch": run.epoch if run else 0, "batch": run.batch if run else 0,
+                "n_batches": run.n_batches if run else None, "events": len(self.events), "reason": self.stop_reason}

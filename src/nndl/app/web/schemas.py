@@ -1,0 +1,105 @@
+"""The JSON bodies the web page sends, validated strictly at the edge (pydantic).
+
+Strict types (``1`` is not ``true``, ``2.0`` is not an int), no unknown fields,
+no NaN or infinity, and caps that keep one local page from asking the server for
+hours of work or gigabytes of memory. A request that breaks a rule gets a 422
+whose detail names the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ...costs import COSTS
+from ...initializers import INITIALIZERS
+from ...runs.spec import EXPANSIONS, MONITOR_CHOICES
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9._-]+\.(npz|json)$"  # a plain file name: no folders, nothing to escape with
+SAVE_NAME_PATTERN = r"^[A-Za-z0-9._-]+\.npz$"
+MAX_IMAGE_CHARS = 2_000_000  # a base64 PNG of the drawing canvas is a few kB; 2 MB is plenty
+MAX_EPOCHS, MAX_HIDDEN_LAYERS, MAX_HIDDEN_NEURONS = 100, 3, 1000
+MAX_TRAIN_SIZE, MAX_MINI_BATCH = 50_000, 1000
+
+ModelName = Annotated[str, Field(min_length=5, max_length=100, pattern=MODEL_NAME_PATTERN,
+                                 description="a model file in the models folder, e.g. mnist.npz")]
+Digit = Annotated[int, Field(ge=0, le=9)]
+Dataset = Literal["test", "validation"]
+
+
+class Strict(BaseModel):
+    """Base of every request body: strict types, no unknown fields, finite numbers."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+
+class AnalyseRequest(Strict):
+    """A drawing to read (Draw tab), and optionally the label to score it against."""
+
+    model: ModelName
+    image: str = Field(min_length=1, max_length=MAX_IMAGE_CHARS,
+                       description="the drawing as a PNG, base64-encoded (a data: URL prefix is allowed)")
+    centre: bool = Field(True, description="shift the centre of mass to the frame's centre, as MNIST did")
+    label: Digit | None = Field(None, description="the digit it should be, for the costs and BP1-BP4 (default: the guess)")
+
+
+class TrainSettings(Strict):
+    """One run's settings as the Train tab edits them (a subset of nndl.runs.spec.RunSpec, with caps)."""
+
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_HIDDEN_NEURONS)]] = Field(
+        default_factory=lambda: [30], max_length=MAX_HIDDEN_LAYERS)
+    cost: Literal[tuple(COSTS)] = "quadratic"  # type: ignore[valid-type]
+    activation: Literal[HIDDEN_ACTIVATIONS] = "sigmoid"  # type: ignore[valid-type]
+    output_activation: Literal[OUTPUT_ACTIVATIONS] | None = None  # type: ignore[valid-type]
+    init: Literal[tuple(INITIALIZERS)] = "large"  # type: ignore[valid-type]
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    eta: float = Field(3.0, gt=0.0, le=1000.0)
+    lmbda: float = Field(0.0, ge=0.0, le=1000.0)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    epochs: int = Field(30, ge=1, le=MAX_EPOCHS)
+    mini_batch_size: int = Field(10, ge=1, le=MAX_MINI_BATCH)
+    train_size: int = Field(MAX_TRAIN_SIZE, ge=1, le=MAX_TRAIN_SIZE)
+    expand: Literal[EXPANSIONS] | None = None  # type: ignore[valid-type]
+    evaluate_on: Dataset = "test"
+    monitor: list[Literal[MONITOR_CHOICES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["training-cost", "training-accuracy"], max_length=len(MONITOR_CHOICES))
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+
+
+class StepRequest(Strict):
+    """Release a paused run for one more mini-batch or one more epoch."""
+
+    unit: Literal["batch", "epoch"]
+
+
+class SaveRequest(Strict):
+    """Save the finished run's network into the models folder."""
+
+    name: str = Field(min_length=5, max_length=100, pattern=SAVE_NAME_PATTERN, description="e.g. my-run.npz")
+
+
+class MistakesRequest(Strict):
+    """The confusion matrix of a model on the test or validation set."""
+
+    model: ModelName
+    dataset: Dataset = "test"
+
+
+class CellRequest(MistakesRequest):
+    """The digits of one confusion-matrix cell: true ``label``, guessed ``guess``."""
+
+    label: Digit
+    guess: Digit
+    limit: int = Field(60, ge=1, le=500)
+
+
+class SlowdownRequest(Strict):
+    """One sigmoid neuron, input 1, target 0, trained by gradient descent (chapter 3's first figures)."""
+
+    cost: Literal["quadratic", "cross-entropy"]
+    w: float = Field(0.6, ge=-10.0, le=10.0)
+    b: float = Field(0.6, ge=-10.0, le=10.0)
+    eta: float = Field(0.15, gt=0.0, le=10.0)
+    epochs: int = Field(300, ge=1, le=1000)

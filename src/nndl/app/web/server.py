@@ -1,0 +1,257 @@
+"""``nndl serve``: a local web page that shows inside the network (FastAPI, served by uvicorn).
+
+The page (``static/``: plain HTML, JS modules and CSS, nothing from a CDN) has
+five tabs: Draw, Train, Mistakes, Learning slowdown and Models. Every number it
+shows is computed here with the library's own maths. The API:
+
+    GET  /api/models                      the models folder
+    PUT  /api/models/{name}               upload a model file (checked like ``nndl evaluate``)
+    GET  /api/models/{name}/neurons/{j}   hidden neuron j's weight image
+    POST /api/draw                        preprocess a drawing, feed it forward, costs and BP1-BP4
+    POST /api/mistakes, /api/mistakes/cell   confusion matrix, and one cell's digits
+    POST /api/slowdown                    one sigmoid neuron learning (chapter 3's first figures)
+    GET  /api/presets                     the book's runs
+    POST /api/train                       start a run (one at a time: 409 while one trains)
+    GET  /api/train, /api/train/events    its state; its progress as server-sent events
+    POST /api/train/{pause,resume,step,stop,save}
+
+Every body is size-capped (413) and validated strictly (422 naming the field);
+model names are plain file names inside the models folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import threading
+from pathlib import Path
+from typing import Annotated, Any, AsyncIterator
+
+from fastapi import Depends, FastAPI, Header, Path as PathParam, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.staticfiles import StaticFiles
+
+from ...data.mnist import MNIST, load_mnist
+from ...errors import ConfigError, NndlError
+from ...runs.runner import DataCache
+from ...runs.spec import RunSpec
+from ..reporting import finite_or_none
+from .digits import analyse_digit, weight_image
+from .live import LiveRun
+from .mistakes import Verdicts, cell, confusion, judge
+from .model_folder import ModelExists, ModelFolder, ModelMissing
+from .presets import presets
+from .schemas import (MODEL_NAME_PATTERN, AnalyseRequest, CellRequest, MistakesRequest, SaveRequest, SlowdownRequest,
+                      StepRequest, TrainSettings)
+from .slowdown import train_one_neuron
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 3_000_000  # bytes in any request: a drawing is a few kB
+MAX_UPLOAD = 64_000_000  # bytes in an uploaded model: [784, 1000, 1000, 1000, 10] in float64 is 23 MB
+EVENT_POLL = 0.05  # seconds between looks for new training events
+
+ModelNameParam = Annotated[str, PathParam(min_length=5, max_length=100, pattern=MODEL_NAME_PATTERN)]
+
+
+class Conflict(ConfigError):
+    """The request does not fit the training slot's state (a run already training, none to control)."""
+
+
+class Server:
+    """What the endpoints share: the models folder, the data, the one training slot."""
+
+    def __init__(self, models: Path, data: str | None, abandon_after: float):
+        self.models, self.data, self.abandon_after = ModelFolder(models), data, abandon_after
+        self.cache = DataCache()
+        self.mnist: MNIST | None = None
+        self.verdicts: dict[tuple[str, int, str], Verdicts] = {}
+        self.live: LiveRun | None = None
+        self.lock = threading.Lock()
+
+    def dataset(self, name: str):
+        """The validation or test images (loaded once)."""
+        if self.mnist is None:
+            self.mnist = load_mnist(self.data)
+        return self.mnist.split(name)
+
+    def judged(self, model: str, dataset: str) -> Verdicts:
+        """The model's guesses on a dataset, remembered while the model file is unchanged."""
+        network = self.models.load(model)
+        key = (model, id(network), dataset)
+        if key not in self.verdicts:
+            self.verdicts = {k: v for k, v in self.verdicts.items() if k[0] != model}
+            self.verdicts[key] = judge(network, self.dataset(dataset))
+        return self.verdicts[key]
+
+    def start(self, settings: TrainSettings) -> LiveRun:
+        """Start a run from the page's settings, unless one is training."""
+        flat = {**settings.model_dump(), "source": self.data, "workers": 0}
+        spec = RunSpec.from_flat(flat, where="training settings")
+        with self.lock:
+            if self.live is not None and self.live.alive:
+                raise Conflict("a run is already training on this server: stop it (or wait for it to finish) "
+                               "before starting another")
+            self.cache.get(spec.data)  # data problems (a folder without MNIST, too few images) answer 422 now
+            self.live = LiveRun(spec, self.cache, self.abandon_after)
+            self.live.start()
+        return self.live
+
+    def current(self) -> LiveRun:
+        if self.live is None:
+            raise Conflict("no training run: start one first")
+        return self.live
+
+    def running(self) -> LiveRun:
+        live = self.current()
+        if not live.alive:
+            raise Conflict(f"the run has ended ({live.state}); start a new one")
+        return live
+
+
+def decode_png(text: str) -> bytes:
+    """The bytes of a base64 image, with or without a ``data:image/png;base64,`` prefix."""
+    try:
+        return base64.b64decode(text.split(",", 1)[1] if text.startswith("data:") else text, validate=True)
+    except (binascii.Error, ValueError, IndexError):
+        raise ConfigError("image: not base64 data; send the canvas as a base64 PNG") from None
+
+
+def error_status(exc: NndlError) -> int:
+    """404 for a missing model, 409 for a conflict with what exists or runs, else 422."""
+    if isinstance(exc, ModelMissing):
+        return 404
+    if isinstance(exc, (ModelExists, Conflict)):
+        return 409
+    return 422
+
+
+def create_app(models: str | Path = "models", data: str | None = None, abandon_after: float = 60.0) -> FastAPI:
+    """The web application: the page, its static files and its API."""
+    app = FastAPI(title="nndl: see inside the network", version="1", max_body_size=MAX_BODY)
+    server = app.state.server = Server(Path(models), data, abandon_after)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": finite_or_none(jsonable_encoder(exc.errors()))}, status_code=422)  # NaN input
+
+    @app.exception_handler(NndlError)
+    async def nndl_error(request: Request, exc: NndlError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=error_status(exc))
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    # -- models --------------------------------------------------------------------------
+
+    @app.get("/api/models")
+    def list_models() -> dict[str, Any]:
+        return {"folder": str(server.models.folder),
+                "models": [server.models.describe(name) for name in server.models.names()]}
+
+    @app.put("/api/models/{name}", status_code=201, max_body_size=MAX_UPLOAD,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def upload_model(name: ModelNameParam, request: Request) -> dict[str, Any]:
+        body = await request.body()
+        return await run_in_threadpool(server.models.upload, name, body)
+
+    @app.get("/api/models/{name}/neurons/{neuron}")
+    def neuron_weights(name: ModelNameParam, neuron: Annotated[int, PathParam(ge=0, le=100_000)]) -> dict[str, Any]:
+        return weight_image(server.models.load(name), neuron)
+
+    # -- draw, mistakes, slowdown -----------------------------------------------------------
+
+    @app.post("/api/draw")
+    def draw(request: AnalyseRequest) -> dict[str, Any]:
+        network = server.models.load(request.model)
+        return analyse_digit(network, decode_png(request.image), request.centre, request.label)
+
+    @app.post("/api/mistakes")
+    def mistakes(request: MistakesRequest) -> dict[str, Any]:
+        network = server.models.load(request.model)
+        return confusion(server.judged(request.model, request.dataset), network.sizes[-1])
+
+    @app.post("/api/mistakes/cell")
+    def mistakes_cell(request: CellRequest) -> dict[str, Any]:
+        return cell(server.judged(request.model, request.dataset), request.label, request.guess, request.limit)
+
+    @app.post("/api/slowdown")
+    def slowdown(request: SlowdownRequest) -> dict[str, Any]:
+        return finite_or_none(train_one_neuron(request.cost, request.w, request.b, request.eta, request.epochs))
+
+    # -- training ----------------------------------------------------------------------------
+
+    @app.get("/api/presets")
+    def list_presets() -> dict[str, Any]:
+        return {"presets": presets()}
+
+    @app.post("/api/train", status_code=202)
+    def start_training(settings: TrainSettings) -> dict[str, Any]:
+        return server.start(settings).status()
+
+    @app.get("/api/train")
+    def training_status() -> dict[str, Any]:
+        return server.live.status() if server.live else {"state": "idle"}
+
+    @app.post("/api/train/pause")
+    def pause_training() -> dict[str, Any]:
+        live = server.running()
+        live.pause()
+        return live.status()
+
+    @app.post("/api/train/resume")
+    def resume_training() -> dict[str, Any]:
+        live = server.running()
+        live.resume()
+        return live.status()
+
+    @app.post("/api/train/step")
+    def step_training(request: StepRequest) -> dict[str, Any]:
+        live = server.running()
+        live.step(request.unit)
+        return live.status()
+
+    @app.post("/api/train/stop")
+    def stop_training() -> dict[str, Any]:
+        live = server.running()
+        live.stop()
+        return live.status()
+
+    @app.post("/api/train/save", status_code=201)
+    def save_trained(request: SaveRequest) -> dict[str, Any]:
+        live = server.current()
+        if live.alive or live.result is None:
+            raise Conflict("no finished run to save: wait for the run to end (or stop it) first")
+        network = live.result.network
+        summary = live.result.summary
+        network.metadata = {key: summary[key] for key in ("spec", "history", "best", "final")}
+        server.models.save(network, request.name)
+        return server.models.describe(request.name)
+
+    @app.get("/api/train/events", response_class=EventSourceResponse)
+    async def training_events(last_event_id: Annotated[str | None, Header()] = None,
+                              live: LiveRun = Depends(server.current)) -> AsyncIterator[ServerSentEvent]:
+        """The run's events from the start (or after Last-Event-ID); a final 'end' event closes the stream."""
+        position = int(last_event_id) + 1 if last_event_id and last_event_id.isascii() and last_event_id.isdigit() else 0
+        live.watched(joining=True)
+        try:
+            while True:
+                events = live.events[position:]
+                for offset, event in enumerate(events):
+                    yield ServerSentEvent(event=event["event"], data=event["data"], id=str(position + offset))
+                position += len(events)
+                if events and events[-1]["event"] == "end":
+                    return
+                await asyncio.sleep(EVENT_POLL)
+        finally:
+            live.watched(joining=False)
+
+    return app

@@ -1,0 +1,191 @@
+// The Draw tab: a pad for mouse, finger and pen; on each stroke's end the server preprocesses the drawing
+// the way MNIST was, feeds it forward and backpropagates it, and every step is drawn here.
+import { api, css, diverging, legend, paintGrid, sequential, ink } from "./paint.js";
+
+const PEN_WIDTH = 20; // px on the 280-px pad: MNIST strokes are about 2-3 px of 28
+const $ = (id) => document.getElementById(id);
+let page, last = null, strokeEnded = 0, selectedNeuron = null, pending = null;
+export const timings = (window.nndlTimings = []); // ms from a stroke's end to its guess on screen
+
+export function initDraw(p) {
+  page = p;
+  const pad = $("pad"), ctx = pad.getContext("2d");
+  clearPad();
+  let drawing = false;
+  const point = (e) => {
+    const r = pad.getBoundingClientRect();
+    return [((e.clientX - r.left) * pad.width) / r.width, ((e.clientY - r.top) * pad.height) / r.height];
+  };
+  pad.addEventListener("pointerdown", (e) => {
+    drawing = true; pad.setPointerCapture(e.pointerId);
+    const [x, y] = point(e);
+    ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x + 0.01, y); ctx.stroke();
+  });
+  pad.addEventListener("pointermove", (e) => {
+    if (!drawing) return;
+    const [x, y] = point(e);
+    ctx.lineTo(x, y); ctx.stroke(); ctx.beginPath(); ctx.moveTo(x, y);
+  });
+  const end = () => { if (drawing) { drawing = false; strokeEnded = performance.now(); analyse(); } };
+  pad.addEventListener("pointerup", end);
+  pad.addEventListener("pointercancel", end);
+  $("clear").addEventListener("click", () => { clearPad(); last = null; render(null); });
+  const again = () => pad.dataset.empty === "false" && analyse();
+  $("centre").addEventListener("change", again);
+  for (let d = 0; d <= 9; d++) $("label").add(new Option(String(d), String(d)));
+  $("label").addEventListener("change", again);
+  $("hidden").addEventListener("click", (e) => pickNeuron(e));
+  page.onModel(() => { selectedNeuron = null; if (pad.dataset.empty === "false") analyse(); });
+}
+
+function clearPad() {
+  const pad = $("pad"), ctx = pad.getContext("2d");
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height);
+  ctx.strokeStyle = "#000"; ctx.lineWidth = PEN_WIDTH; ctx.lineCap = ctx.lineJoin = "round";
+  pad.dataset.empty = "true";
+  $("guess").textContent = "–";
+}
+
+async function analyse() {
+  const pad = $("pad");
+  if (!page.model) { page.say("pick a model first (Models tab), or train and save one", true); return; }
+  const started = strokeEnded || performance.now();
+  strokeEnded = 0;
+  pad.dataset.empty = "false";
+  const body = { model: page.model, image: pad.toDataURL("image/png"), centre: $("centre").checked };
+  if ($("label").value !== "") body.label = +$("label").value;
+  const request = (pending = api("/api/draw", body));
+  try {
+    const result = await request;
+    if (request !== pending) return; // a newer stroke's answer is on its way
+    last = result;
+    render(result);
+    page.say("");
+    const ms = performance.now() - started;
+    timings.push(ms);
+    $("guess").dataset.ms = ms.toFixed(1);
+  } catch (e) {
+    page.say(e.message, true);
+  }
+}
+
+// A small array drawn large and crisp, with optional markers [row, column, colour] in its own pixel units.
+function paintLarge(canvas, rows, colour, markers = []) {
+  const small = document.createElement("canvas");
+  paintGrid(small, rows, colour);
+  const scale = 4, ctx = canvas.getContext("2d");
+  canvas.width = rows[0].length * scale; canvas.height = rows.length * scale;
+  canvas.style.width = `${canvas.width}px`; canvas.style.height = `${canvas.height}px`; // keep the aspect ratio
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+  for (const [r, c, colour] of markers) {
+    const x = (c + 0.5) * scale, y = (r + 0.5) * scale;
+    ctx.strokeStyle = colour; ctx.lineWidth = 2;
+    ctx.beginPath(); ctx.moveTo(x - 7, y); ctx.lineTo(x + 7, y); ctx.moveTo(x, y - 7); ctx.lineTo(x, y + 7); ctx.stroke();
+  }
+}
+
+function render(r) {
+  $("guess").textContent = r ? r.guess : "–";
+  if (!r) return;
+  const s = r.steps, box = $("step-box"), ctx = box.getContext("2d");
+  box.width = box.height = 140;
+  ctx.drawImage($("pad"), 0, 0, 140, 140);
+  const k = 140 / s.size[0];
+  ctx.strokeStyle = "#d33"; ctx.lineWidth = 2;
+  ctx.strokeRect(s.box.left * k, s.box.top * k, (s.box.right - s.box.left) * k, (s.box.bottom - s.box.top) * k);
+  paintLarge($("step-scaled"), s.scaled, ink);
+  const [cy, cx] = s.centre_of_mass;
+  paintLarge($("step-framed"), s.framed, ink, [[13.5, 13.5, "#999"], [cy - 0.5, cx - 0.5, "#d33"]]);
+  $("cap-framed").textContent = `3. in a 28×28 frame; + centre of mass (${cx.toFixed(1)}, ${cy.toFixed(1)})`;
+  paintLarge($("step-input"), s.input, ink, [[13.5, 13.5, "#999"]]);
+  $("cap-input").textContent = s.centred
+    ? `4. the input x: moved (${s.shift[1]}, ${s.shift[0]}) px so the mass is at the centre`
+    : "4. the input x: not centred (switch is off)";
+  bars($("outputs"), r.output, r.guess, (v) => v.toFixed(3), (v) => css(sequential(0.25 + 0.75 * v)));
+  renderHidden(r);
+  renderBackprop(r);
+}
+
+function bars(element, values, highlight, format, colour, signed = false) {
+  const bound = signed ? Math.max(1e-12, ...values.map(Math.abs)) : 1;
+  element.innerHTML = values.map((v, j) => {
+    const width = Math.min(100, (100 * Math.abs(v)) / bound);
+    const style = signed ? `width:${width / 2}%;${v < 0 ? `margin-left:${50 - width / 2}%` : "margin-left:50%"}` : `width:${width}%`;
+    return `<div class="bar${j === highlight ? " chosen" : ""}"><span class="bar-label">${j}</span>` +
+      `<span class="bar-track"><span class="bar-fill" style="${style};background:${colour(v / bound)}"></span></span>` +
+      `<span class="bar-value">${format(v)}</span></div>`;
+  }).join("");
+}
+
+function gridShape(n) { const cols = Math.ceil(Math.sqrt(n)); return [cols, Math.ceil(n / cols)]; }
+
+function asRows(values, fill) {
+  const [cols, rows] = gridShape(values.length), out = [];
+  for (let r = 0; r < rows; r++) out.push(Array.from({ length: cols }, (_, c) => values[r * cols + c] ?? fill));
+  return out;
+}
+
+function activationScale(h) {
+  if (h.activation === "tanh") return [(v) => diverging(v), -1, 1];
+  const top = h.activation === "relu" ? Math.max(1e-6, ...h.a) : 1;
+  return [(v) => (Number.isNaN(v) ? [240, 240, 240] : sequential(v / top)), 0, top];
+}
+
+function renderHidden(r) {
+  const canvas = $("hidden");
+  if (!r.hidden) { canvas.width = canvas.height = 0; $("hidden-legend").textContent = "this model has no hidden layer"; return; }
+  const [colour, low, high] = activationScale(r.hidden);
+  paintGrid(canvas, asRows(r.hidden.a, NaN), colour);
+  const [cols] = gridShape(r.hidden.a.length);
+  canvas.style.width = `${Math.min(300, cols * 24)}px`;
+  legend($("hidden-legend"), (v) => colour(v), low, high, `activation a = ${r.hidden.activation}(z)`);
+  if (selectedNeuron !== null && selectedNeuron < r.hidden.a.length) showNeuron(selectedNeuron);
+}
+
+function pickNeuron(e) {
+  if (!last || !last.hidden) return;
+  const canvas = $("hidden"), rect = canvas.getBoundingClientRect();
+  const col = Math.floor(((e.clientX - rect.left) / rect.width) * canvas.width);
+  const row = Math.floor(((e.clientY - rect.top) / rect.height) * canvas.height);
+  const j = row * canvas.width + col;
+  if (j >= 0 && j < last.hidden.a.length) showNeuron(j);
+}
+
+async function showNeuron(j) {
+  selectedNeuron = j;
+  $("neuron-id").textContent = j;
+  const h = last.hidden;
+  try {
+    const w = await api(`/api/models/${encodeURIComponent(page.model)}/neurons/${j}`);
+    const bound = Math.max(1e-12, ...w.weights.flat().map(Math.abs));
+    paintLarge($("neuron-weights"), w.weights, (v) => diverging(v / bound));
+    legend($("neuron-legend"), (v) => diverging(v / bound), -bound, bound, "weight w¹ⱼₖ from each pixel");
+    $("neuron-values").innerHTML = row("bias b", w.bias) + row("z = w·x + b", h.z[j]) +
+      row(`σ(z) (${h.activation})`, h.a[j]) + row("σ'(z)", h.prime[j]);
+  } catch (e) { page.say(e.message, true); }
+}
+
+const row = (name, value, extra = "") => `<tr><th>${name}</th><td>${fmt(value)}</td><td class="note">${extra}</td></tr>`;
+const fmt = (v) => (v === null || v === undefined ? "–" : Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(2) : v.toFixed(4));
+
+function renderBackprop(r) {
+  if (!r.costs) return;
+  if ($("label").value === "") $("label").options[0].textContent = `the guess (${r.label})`;
+  $("costs").innerHTML = "<tr><th>cost of this digit</th><td></td><td></td></tr>" +
+    Object.entries(r.costs).map(([name, c]) => row(name, c.cost,
+      c.own_output ? `the network's ${c.output_activation} outputs` : `through ${c.output_activation}(z<sup>L</sup>)`)).join("");
+  const bp = r.backprop;
+  bars($("delta-output"), bp.delta_output, r.label, (v) => fmt(v), (t) => css(diverging(t)), true);
+  const canvas = $("delta-hidden");
+  if (bp.delta_hidden.length) {
+    const bound = Math.max(1e-12, ...bp.delta_hidden.map(Math.abs));
+    paintGrid(canvas, asRows(bp.delta_hidden, 0), (v) => diverging(v / bound));
+    canvas.style.width = $("hidden").style.width;
+    legend($("delta-legend"), (v) => diverging(v / bound), -bound, bound, "error δ¹ⱼ = ∂C/∂z¹ⱼ");
+  }
+  $("norms").innerHTML = `<tr><th>layer</th><th>‖∂C/∂b‖ = ‖δ‖</th><th>‖∂C/∂w‖</th></tr>` +
+    bp.grad_b_norms.map((b, l) => `<tr><td>${l === bp.grad_b_norms.length - 1 ? "output" : "hidden " + (l + 1)}</td>` +
+      `<td>${fmt(b)}</td><td>${fmt(bp.grad_w_norms[l])}</td></tr>`).join("") +
+    `<tr><td colspan="3" class="note">for the ${bp.cost} cost the network was trained with</td></tr>`;
+}

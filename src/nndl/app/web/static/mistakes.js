@@ -1,0 +1,64 @@
+// The Mistakes tab: the selected model's confusion matrix; clicking a cell shows the digits behind it.
+import { api, paintDigit, reshape } from "./paint.js";
+
+const $ = (id) => document.getElementById(id);
+let page, shown = null;
+
+export function initMistakes(p) {
+  page = p;
+  $("mistakes-go").addEventListener("click", compute);
+  $("mistakes-dataset").addEventListener("change", compute);
+  window.addEventListener("tabshown", (e) => e.detail === "mistakes" && shown !== key() && compute());
+  page.onModel(() => { if ($("tab-mistakes").classList.contains("active")) compute(); });
+}
+
+const key = () => `${page.model}/${$("mistakes-dataset").value}`;
+
+async function compute() {
+  if (!page.model) { page.say("pick a model first", true); return; }
+  const dataset = $("mistakes-dataset").value;
+  $("mistakes-summary").textContent = "computing…";
+  try {
+    const r = await api("/api/mistakes", { model: page.model, dataset });
+    shown = key();
+    $("mistakes-summary").textContent =
+      `${page.model} on the ${r.total.toLocaleString()} ${dataset} images: ${r.correct.toLocaleString()} right ` +
+      `(${(100 * r.accuracy).toFixed(2)}%), ${(r.total - r.correct).toLocaleString()} wrong`;
+    drawMatrix(r.matrix, dataset);
+  } catch (e) { $("mistakes-summary").textContent = ""; page.say(e.message, true); }
+}
+
+function drawMatrix(matrix, dataset) {
+  const n = matrix.length;
+  let worst = 1;
+  matrix.forEach((row, i) => row.forEach((v, j) => { if (i !== j) worst = Math.max(worst, v); }));
+  let html = `<tr><th class="corner">true ↓ guess →</th>${matrix.map((_, j) => `<th>${j}</th>`).join("")}</tr>`;
+  for (let i = 0; i < n; i++) {
+    html += `<tr><th>${i}</th>` + matrix[i].map((v, j) => {
+      const shade = i === j ? "background:#e3f1e3" : v ? `background:rgba(214,69,65,${0.12 + 0.75 * (v / worst)})` : "";
+      return `<td data-label="${i}" data-guess="${j}" style="${shade}" title="${v} images of ${i} called ${j}">${v}</td>`;
+    }).join("") + "</tr>";
+  }
+  $("confusion").innerHTML = html;
+  $("confusion").querySelectorAll("td").forEach((td) =>
+    td.addEventListener("click", () => showCell(+td.dataset.label, +td.dataset.guess, dataset)));
+}
+
+async function showCell(label, guess, dataset) {
+  try {
+    const r = await api("/api/mistakes/cell", { model: page.model, dataset, label, guess, limit: 60 });
+    $("gallery-title").textContent = label === guess
+      ? `${r.count} images of ${label} read correctly (least sure first; ${r.digits.length} shown)`
+      : `${r.count} images of ${label} the network called ${guess} (surest mistakes first; ${r.digits.length} shown)`;
+    const gallery = $("gallery");
+    gallery.innerHTML = "";
+    for (const d of r.digits) {
+      const figure = document.createElement("figure"), canvas = document.createElement("canvas");
+      paintDigit(canvas, reshape(d.pixels.map((v) => v / 255), r.side));
+      const caption = document.createElement("figcaption");
+      caption.textContent = `#${d.index} · ${d.confidence.toFixed(2)}`;
+      figure.append(canvas, caption);
+      gallery.append(figure);
+    }
+  } catch (e) { page.say(e.message, true); }
+}

@@ -1,0 +1,421 @@
+"""The web page's API (nndl serve), through FastAPI's TestClient, on small generated data.
+
+Every endpoint, its errors (422 naming the field, 404, 409, 413), names that try
+to leave the models folder, the live training run's controls and its event
+stream, and a schema-driven fuzz (schemathesis) that must never see a 5xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from nndl.activations import get_activation  # noqa: E402
+from nndl.costs import get_cost  # noqa: E402
+from nndl.data.images import preprocess  # noqa: E402
+from nndl.data.mnist import load_mnist  # noqa: E402
+from nndl.files.models import load_model, save_model  # noqa: E402
+from nndl.network import Network  # noqa: E402
+from nndl.app.web import server as web_server  # noqa: E402
+from nndl.app.web.server import create_app  # noqa: E402
+
+from conftest import write_fake_mnist  # noqa: E402
+
+STEP_TIMEOUT = 30.0  # seconds to wait for a background run to reach a state (a hang fails, it is not timed)
+
+
+def drawing(points=((140, 40), (140, 240)), blank: bool = False) -> str:
+    """A 280×280 white PNG with a black stroke (a '1' by default), base64-encoded as the page sends it."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (280, 280), 255)
+    if not blank:
+        ImageDraw.Draw(image).line(list(points), fill=0, width=20)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+@pytest.fixture
+def models_dir(tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    save_model(Network([784, 20, 10], cost="cross-entropy", seed=0), folder / "digits.npz")
+    save_model(Network([16, 8, 10], seed=1), folder / "small.npz")
+    (folder / "broken.npz").write_bytes(b"not a zip file")
+    return folder
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """Fake MNIST with 5,000 training images of 4×4 pixels (the last 10,000 are validation images)."""
+    return str(write_fake_mnist(tmp_path / "fake", n_train=15_000))
+
+
+@pytest.fixture
+def client(models_dir, data_dir):
+    app = create_app(models_dir, data_dir, abandon_after=30.0)
+    with TestClient(app) as test_client:
+        yield test_client
+    live = app.state.server.live
+    if live is not None and live.alive:  # never leave a thread training after a test
+        live.stop()
+        live.thread.join(STEP_TIMEOUT)
+
+
+def field_named(response, name: str) -> bool:
+    """Whether a 422's detail names ``name`` (pydantic's loc, or the message of a ConfigError)."""
+    detail = response.json()["detail"]
+    if isinstance(detail, str):
+        return name in detail
+    return any(name in [str(part) for part in error["loc"]] for error in detail)
+
+
+def wait_for(client, predicate, what: str) -> dict:
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while time.monotonic() < deadline:
+        status = client.get("/api/train").json()
+        if predicate(status):
+            return status
+        time.sleep(0.02)
+    raise AssertionError(f"the run never reached {what}: {status}")
+
+
+def events_until_end(client) -> list[tuple[str, dict]]:
+    """Read the training event stream to its final 'end' event."""
+    events, name = [], None
+    with client.stream("GET", "/api/train/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line.split(":", 1)[1])))
+    return events
+
+
+# -- the page ------------------------------------------------------------------------------
+
+
+def test_page_and_its_files_are_served_from_the_package_with_nothing_from_a_cdn(client):
+    page = client.get("/")
+    assert page.status_code == 200 and '<canvas id="pad"' in page.text
+    for name in ("app.js", "draw.js", "train.js", "mistakes.js", "slowdown.js", "models.js", "paint.js", "style.css"):
+        asset = client.get(f"/static/{name}")
+        assert asset.status_code == 200, name
+        assert "http://" not in asset.text and "https://" not in asset.text, name
+    assert "https://" not in page.text and "http://" not in page.text
+    assert "touch-action: none" in client.get("/static/style.css").text
+
+
+# -- models folder ---------------------------------------------------------------------------
+
+
+def test_models_are_listed_with_their_shape_and_unusable_files_say_why(client):
+    models = {m["name"]: m for m in client.get("/api/models").json()["models"]}
+    assert models["digits.npz"]["network"]["sizes"] == [784, 20, 10]
+    assert models["small.npz"]["valid"] is True
+    assert models["broken.npz"]["valid"] is False and "broken.npz" in models["broken.npz"]["error"]
+
+
+@pytest.mark.parametrize("name", ["../digits.npz", "..%2Fdigits.npz", "%2Fetc%2Fpasswd.npz", "digits.pkl",
+                                  "a b.npz", ".hidden.npz"])
+def test_model_names_cannot_leave_the_models_folder(client, name):
+    response = client.get(f"/api/models/{name}/neurons/0")
+    assert response.status_code in (404, 422)
+    body = client.post("/api/draw", json={"model": name.replace("%2F", "/"), "image": drawing()})
+    assert body.status_code in (404, 422)
+
+
+def test_a_symbolic_link_out_of_the_folder_is_refused(client, models_dir, tmp_path):
+    outside = tmp_path / "outside.npz"
+    save_model(Network([784, 5, 10], seed=2), outside)
+    (models_dir / "link.npz").symlink_to(outside)
+    response = client.post("/api/draw", json={"model": "link.npz", "image": drawing()})
+    assert response.status_code == 422 and "models folder" in response.json()["detail"]
+
+
+def test_upload_keeps_valid_models_refuses_damaged_ones_and_never_overwrites(client, models_dir, tmp_path):
+    save_model(Network([784, 12, 10], seed=3), tmp_path / "new.npz")
+    data = (tmp_path / "new.npz").read_bytes()
+    created = client.put("/api/models/new.npz", content=data, headers={"content-type": "application/octet-stream"})
+    assert created.status_code == 201 and created.json()["network"]["sizes"] == [784, 12, 10]
+    assert load_model(models_dir / "new.npz").sizes == [784, 12, 10]
+    assert client.put("/api/models/new.npz", content=data).status_code == 409
+    damaged = client.put("/api/models/bad.npz", content=data[: len(data) // 2])
+    assert damaged.status_code == 422 and "bad.npz" in damaged.json()["detail"]
+    assert not (models_dir / "bad.npz").exists()
+    assert sorted(p.name for p in models_dir.iterdir() if p.name.startswith(".")) == []  # no staging file left
+
+
+def test_upload_of_the_book_json_format_is_parsed_not_evaluated(client, models_dir):
+    rng = np.random.default_rng(0)
+    book = {"sizes": [784, 3, 10], "cost": "CrossEntropyCost",
+            "weights": [rng.normal(size=(3, 784)).tolist(), rng.normal(size=(10, 3)).tolist()],
+            "biases": [rng.normal(size=(3, 1)).tolist(), rng.normal(size=(10, 1)).tolist()]}
+    assert client.put("/api/models/book.json", content=json.dumps(book).encode()).status_code == 201
+    sneaky = {**book, "cost": "__import__('os').system('touch pwned')"}
+    assert client.put("/api/models/sneaky.json", content=json.dumps(sneaky).encode()).status_code == 422
+    assert not (models_dir / "sneaky.json").exists()
+
+
+def test_an_upload_claiming_a_huge_network_is_refused_before_it_is_built(client, tmp_path):
+    claims = io.BytesIO()
+    np.savez(claims, sizes=np.array([100_000, 100_000, 10]), metadata=np.zeros(1, np.uint8))
+    response = client.put("/api/models/huge.npz", content=claims.getvalue())
+    assert response.status_code == 422 and "parameters" in response.json()["detail"]
+
+
+def test_bodies_over_the_size_cap_get_413(models_dir, data_dir, monkeypatch):
+    monkeypatch.setattr(web_server, "MAX_UPLOAD", 1000)
+    client = TestClient(create_app(models_dir, data_dir))
+    assert client.put("/api/models/big.npz", content=b"x" * 2000).status_code == 413
+    oversized = json.dumps({"model": "digits.npz", "image": "A" * (web_server.MAX_BODY + 10)})
+    assert client.post("/api/draw", content=oversized, headers={"content-type": "application/json"}).status_code == 413
+
+
+# -- draw ------------------------------------------------------------------------------------------
+
+
+def test_draw_reports_preprocessing_activations_costs_and_backprop_from_the_library(client, models_dir):
+    response = client.post("/api/draw", json={"model": "digits.npz", "image": drawing(), "label": 1})
+    assert response.status_code == 200
+    r = response.json()
+    network = load_model(models_dir / "digits.npz")
+    png = base64.b64decode(drawing().split(",", 1)[1])
+    x = preprocess(png).input_row[:, None].astype(network.dtype)
+    zs, activations = network.forward(x)
+    np.testing.assert_allclose(r["steps"]["input"], preprocess(png).input, atol=1e-3)
+    np.testing.assert_allclose(r["output"], activations[-1].ravel(), rtol=1e-5)
+    assert r["guess"] == int(np.argmax(activations[-1]))
+    np.testing.assert_allclose(r["hidden"]["z"], zs[0].ravel(), rtol=1e-5, atol=1e-6)
+    y = np.eye(10, dtype=network.dtype)[:, [1]]
+    assert r["costs"]["cross-entropy"]["cost"] == pytest.approx(
+        get_cost("cross-entropy").fn(zs[-1], activations[-1], y, network.output_activation), rel=1e-5)
+    softmax = get_activation("softmax", "output")
+    log_likelihood = r["costs"]["log-likelihood"]  # a sigmoid network: scored through softmax(z^L), and says so
+    assert (log_likelihood["output_activation"], log_likelihood["own_output"]) == ("softmax", False)
+    assert log_likelihood["cost"] == pytest.approx(
+        get_cost("log-likelihood").fn(zs[-1], softmax.fn(zs[-1]), y, softmax), rel=1e-5)
+    nabla_b, nabla_w = network.backprop(x, y)
+    np.testing.assert_allclose(r["backprop"]["delta_output"], nabla_b[-1].ravel(), rtol=1e-5)
+    np.testing.assert_allclose(r["backprop"]["delta_hidden"], nabla_b[0].ravel(), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(r["backprop"]["grad_w_norms"], [np.linalg.norm(w) for w in nabla_w], rtol=1e-5)
+
+
+def test_draw_without_centring_leaves_the_digit_at_the_frame_centre(client):
+    off_centre = drawing(points=((60, 40), (60, 240), (120, 240)))
+    centred = client.post("/api/draw", json={"model": "digits.npz", "image": off_centre}).json()
+    plain = client.post("/api/draw", json={"model": "digits.npz", "image": off_centre, "centre": False}).json()
+    assert plain["steps"]["shift"] == [0, 0] and plain["steps"]["centred"] is False
+    assert centred["steps"]["shift"] != [0, 0]
+    assert plain["steps"]["input"] == plain["steps"]["framed"]
+    assert centred["label"] == centred["guess"]  # without a label, the costs are for the guess
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"model": "digits.npz", "image": drawing(), "label": 10}, "label"),
+    ({"model": "digits.npz", "image": drawing(), "label": 1.0}, "label"),
+    ({"model": "digits.npz", "image": drawing(), "centre": 1}, "centre"),
+    ({"model": "digits.npz", "image": "not base64!"}, "image"),
+    ({"model": "digits.npz", "image": drawing(blank=True)}, "blank"),
+    ({"model": "digits.npz", "image": drawing(), "colour": "red"}, "colour"),
+    ({"model": "small.npz", "image": drawing()}, "inputs"),
+])
+def test_draw_rejects_bad_requests_naming_the_problem(client, body, field):
+    response = client.post("/api/draw", json=body)
+    assert response.status_code == 422
+    assert field_named(response, field), response.json()
+
+
+def test_a_missing_model_is_404_and_a_damaged_one_422(client):
+    assert client.post("/api/draw", json={"model": "nope.npz", "image": drawing()}).status_code == 404
+    assert client.post("/api/draw", json={"model": "broken.npz", "image": drawing()}).status_code == 422
+
+
+def test_a_hidden_neuron_weight_image_is_its_row_of_w1(client, models_dir):
+    network = load_model(models_dir / "digits.npz")
+    r = client.get("/api/models/digits.npz/neurons/7").json()
+    np.testing.assert_allclose(np.array(r["weights"]).ravel(), network.weights[0][7], atol=1e-4)
+    assert r["bias"] == pytest.approx(float(network.biases[0][7, 0]))
+    assert client.get("/api/models/digits.npz/neurons/20").status_code == 422
+
+
+# -- mistakes ----------------------------------------------------------------------------------------
+
+
+def test_confusion_matrix_and_a_cell_show_the_right_digits(client, models_dir, data_dir):
+    network = load_model(models_dir / "small.npz")
+    test = load_mnist(data_dir).test
+    guesses = network.predict(test.images)
+    r = client.post("/api/mistakes", json={"model": "small.npz"}).json()
+    matrix = np.array(r["matrix"])
+    assert matrix.sum() == len(test) and r["correct"] == int(np.sum(guesses == test.labels))
+    label, guess = np.unravel_index(np.argmax(matrix - np.diag(np.diag(matrix))), matrix.shape)
+    cell = client.post("/api/mistakes/cell", json={"model": "small.npz", "label": int(label),
+                                                   "guess": int(guess)}).json()
+    assert cell["count"] == matrix[label, guess] == len(cell["digits"]) > 0
+    for digit in cell["digits"]:
+        assert test.labels[digit["index"]] == label and guesses[digit["index"]] == guess
+        assert len(digit["pixels"]) == cell["side"] ** 2 == 16
+    confidences = [d["confidence"] for d in cell["digits"]]
+    assert confidences == sorted(confidences, reverse=True)  # surest mistakes first
+
+
+def test_mistakes_of_a_model_that_does_not_fit_the_data_is_422(client):
+    response = client.post("/api/mistakes", json={"model": "digits.npz", "dataset": "validation"})
+    assert response.status_code == 422 and "784 inputs" in response.json()["detail"]
+
+
+# -- learning slowdown -----------------------------------------------------------------------------------
+
+
+def test_slowdown_the_saturated_neuron_learns_slowly_with_quadratic_fast_with_cross_entropy(client):
+    quadratic = client.post("/api/slowdown", json={"cost": "quadratic", "w": 2.0, "b": 2.0}).json()
+    cross = client.post("/api/slowdown", json={"cost": "cross-entropy", "w": 2.0, "b": 2.0}).json()
+    assert len(quadratic["output"]) == len(quadratic["costs"]) == 301
+    assert quadratic["output"][0] == pytest.approx(1 / (1 + np.exp(-4.0)))  # a = σ(wx + b) = σ(4) ≈ 0.98
+    assert quadratic["costs"][0] == pytest.approx(0.5 * quadratic["output"][0] ** 2)  # C = (y − a)²/2
+    assert quadratic["output"][50] > 0.95 and cross["output"][50] < 0.1
+    easy = client.post("/api/slowdown", json={"cost": "quadratic", "w": 0.6, "b": 0.6}).json()
+    assert easy["output"][50] < 0.5  # started unsaturated, the quadratic cost learns fine
+    assert client.post("/api/slowdown", json={"cost": "log-likelihood"}).status_code == 422
+
+
+# -- training ---------------------------------------------------------------------------------------------
+
+SHORT_RUN = {"hidden": [8], "epochs": 2, "train_size": 200, "mini_batch_size": 10, "eta": 1.0, "seed": 1}
+
+
+def test_a_run_streams_begin_batches_epochs_weights_and_end_then_saves(client, models_dir):
+    assert client.get("/api/train").json() == {"state": "idle"}
+    assert client.post("/api/train", json=SHORT_RUN).status_code == 202
+    events = events_until_end(client)
+    names = [name for name, _ in events]
+    assert names[0] == "begin" and names[-1] == "end" and names.count("epoch") == 2
+    begin = events[0][1]
+    assert begin["sizes"] == [16, 8, 10] and begin["n_batches"] == 20
+    batches = [data for name, data in events if name == "batch"]
+    assert len(batches) == 8 and all(np.isfinite(b["cost"]) and b["cost"] > 0 for b in batches)
+    epoch = [data for name, data in events if name == "epoch"][-1]
+    assert {"training", "test"} <= set(epoch["metrics"]) and "cost" in epoch["metrics"]["training"]
+    weights = [data for name, data in events if name == "weights"]
+    assert weights and weights[-1]["side"] == 4 and len(weights[-1]["neurons"]) == 8  # 16 pixels: 4×4 images
+    end = events[-1][1]
+    assert end["state"] == "finished" and end["final"]["epoch"] == 1
+    saved = client.post("/api/train/save", json={"name": "trained.npz"})
+    assert saved.status_code == 201 and saved.json()["epochs"] == 2
+    assert load_model(models_dir / "trained.npz").metadata["spec"]["training"]["epochs"] == 2
+    assert client.post("/api/train/save", json={"name": "trained.npz"}).status_code == 409
+    assert client.post("/api/train/save", json={"name": "../x.npz"}).status_code == 422
+    assert client.post("/api/train/pause").status_code == 409  # the run has ended
+
+
+def test_a_second_start_while_training_is_409_and_stop_ends_the_run(client):
+    long_run = {**SHORT_RUN, "epochs": 100, "train_size": 5000}
+    assert client.post("/api/train", json=long_run).status_code == 202
+    second = client.post("/api/train", json=SHORT_RUN)
+    assert second.status_code == 409 and "already training" in second.json()["detail"]
+    assert client.post("/api/train/save", json={"name": "early.npz"}).status_code == 409
+    assert client.post("/api/train/stop").status_code == 200
+    end = events_until_end(client)[-1][1]
+    assert end["state"] == "stopped" and end["reason"] == "stopped from the page"
+    assert client.post("/api/train", json=SHORT_RUN).status_code == 202  # the slot is free again
+
+
+def test_pause_one_more_batch_one_more_epoch_resume(client):
+    assert client.post("/api/train", json={**SHORT_RUN, "epochs": 100, "train_size": 5000}).status_code == 202
+    client.post("/api/train/pause")  # a long run, so the pause always lands before its end
+    paused = wait_for(client, lambda s: s["state"] == "paused", "a pause")
+    client.post("/api/train/step", json={"unit": "batch"})
+    after = wait_for(client, lambda s: s["state"] == "paused" and (s["epoch"], s["batch"]) != (paused["epoch"],
+                     paused["batch"]), "one more mini-batch")
+    assert after["epoch"] * 500 + after["batch"] == paused["epoch"] * 500 + paused["batch"] + 1
+    client.post("/api/train/step", json={"unit": "epoch"})
+    epoch_end = wait_for(client, lambda s: s["state"] == "paused" and s["epoch"] > after["epoch"], "an epoch's end")
+    assert epoch_end["epoch"] == after["epoch"] + 1 and epoch_end["batch"] == 0
+    assert client.post("/api/train/resume").status_code == 200
+    wait_for(client, lambda s: s["epoch"] > epoch_end["epoch"], "training again after resume")
+    client.post("/api/train/stop")
+    assert events_until_end(client)[-1][1]["state"] == "stopped"
+
+
+def test_a_run_nobody_watches_stops_by_itself(models_dir, data_dir):
+    app = create_app(models_dir, data_dir, abandon_after=0.2)
+    client = TestClient(app)
+    client.post("/api/train", json={**SHORT_RUN, "epochs": 100, "train_size": 5000})
+    status = wait_for(client, lambda s: s["state"] in ("stopped", "finished"), "an end")
+    assert status["state"] == "stopped" and "no page watched" in status["reason"]
+
+
+@pytest.mark.parametrize("settings, field", [
+    ({"epochs": 101}, "epochs"), ({"epochs": 2.0}, "epochs"), ({"epochs": True}, "epochs"),
+    ({"hidden": [1001]}, "hidden"), ({"hidden": [10, 10, 10, 10]}, "hidden"), ({"train_size": 50_001}, "train_size"),
+    ({"mini_batch_size": 0}, "mini_batch_size"), ({"mini_batch_size": 1001}, "mini_batch_size"),
+    ({"eta": "fast"}, "eta"), ({"cost": "hinge"}, "cost"), ({"tea": 1}, "tea"), ({"augment": "elastic"}, "augment"),
+    ({"hidden": [], "dropout": 0.5}, "dropout"), ({"cost": "log-likelihood", "output_activation": "sigmoid"}, "cost"),
+])
+def test_training_settings_are_validated_naming_the_field(client, settings, field):
+    response = client.post("/api/train", json={**SHORT_RUN, **settings})
+    assert response.status_code == 422 and field_named(response, field), response.json()
+
+
+def test_nan_and_malformed_json_are_422_not_500(client):
+    headers = {"content-type": "application/json"}
+    assert client.post("/api/train", content='{"eta": NaN}', headers=headers).status_code == 422
+    assert client.post("/api/train", content='{"eta": ', headers=headers).status_code == 422
+    assert client.post("/api/slowdown", content="[]", headers=headers).status_code == 422
+
+
+def test_controls_without_a_run_are_409(client):
+    for action in ("pause", "resume", "stop"):
+        assert client.post(f"/api/train/{action}").status_code == 409
+    assert client.post("/api/train/step", json={"unit": "batch"}).status_code == 409
+    assert client.get("/api/train/events").status_code == 409
+
+
+def test_presets_are_the_book_runs_within_the_caps(client):
+    presets = {p["key"]: p for p in client.get("/api/presets").json()["presets"]}
+    assert {"chapter1", "overfitting", "l2", "cross-entropy", "softmax", "relu", "dropout", "expanded"} <= set(presets)
+    assert presets["chapter1"]["settings"]["eta"] == 3.0 and presets["chapter1"]["settings"]["cost"] == "quadratic"
+    assert presets["overfitting"]["settings"]["train_size"] == 1000 and presets["overfitting"]["settings"]["epochs"] == 100
+    assert "400" in presets["overfitting"]["note"]
+    assert presets["l2"]["settings"]["lmbda"] == 0.1 and presets["dropout"]["settings"]["dropout"] == 0.5
+    assert presets["expanded"]["settings"]["expand"] == "shift-one-pixel"
+
+
+# -- fuzzing over the OpenAPI schema --------------------------------------------------------------------------
+
+
+def test_no_request_the_schema_allows_or_nearly_allows_gets_a_5xx(models_dir, data_dir):
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis.checks import not_a_server_error
+
+    app = create_app(models_dir, data_dir, abandon_after=0.2)  # runs the fuzzer starts stop on their own
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def no_server_error(case) -> None:
+        case.call_and_validate(checks=[not_a_server_error])
+
+    try:
+        for operation in schema.get_all_operations():
+            given(operation.ok().as_strategy())(no_server_error)()
+            try:  # requests that nearly fit: wrong types, values out of range, missing fields
+                given(operation.ok().as_strategy(generation_mode=schemathesis.GenerationMode.NEGATIVE))(no_server_error)()
+            except Unsatisfiable:  # an operation without parameters or body: nothing to get wrong
+                pass
+    finally:
+        live = app.state.server.live
+        if live is not None and live.alive:
+            live.stop()
+            live.thread.join(STEP_TIMEOUT)
