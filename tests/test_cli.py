@@ -258,6 +258,7 @@ def test_a_diverging_run_stops_with_the_likely_cause(capsys, tmp_path):
                          "--cost", "log-likelihood", "--eta", "1e30", "--epochs", "5", "--seed", "1", "--json",
                          "--quiet", "--save", str(tmp_path / "m.npz"))
     assert code == 2 and "training diverged at epoch 0" in err and "η = 1e+30" in err
+    assert len(err.strip().splitlines()) == 1  # no NumPy warnings around it
     summary = json.loads(out)  # strict JSON: no bare NaN
     assert len(summary["history"]) == 1 and summary["diverged"]
     assert all(np.isfinite(p).all() for p in load_model(tmp_path / "m.npz").parameters())  # the last good weights

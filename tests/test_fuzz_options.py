@@ -44,7 +44,7 @@ def options_of(parser: argparse.ArgumentParser) -> list[str]:
 
 
 @pytest.mark.parametrize("command", sorted(PARSERS))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_command_line_is_a_result_or_one_line(command, data, capsys, tmp_path_factory, monkeypatch):
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

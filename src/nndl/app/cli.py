@@ -50,24 +50,22 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
-def number_type(cast: Callable[[str], Any], minimum: float, strict: bool, what: str) -> Callable[[str], Any]:
-    """An argparse type accepting numbers above (or from) ``minimum``."""
+def whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type accepting whole numbers from ``minimum`` to ``maximum`` (every input is bounded)."""
 
-    def parse(text: str) -> Any:
+    def parse(text: str) -> int:
         try:
-            value = cast(text)
+            value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if value != value or value < minimum or (strict and value == minimum):  # NaN, or out of range
-            bound = f"greater than {minimum}" if strict else f"at least {minimum}"
-            raise argparse.ArgumentTypeError(f"{text!r}: must be {bound}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be from {minimum} to {maximum}")
         return value
 
     return parse
 
 
-positive_int = number_type(int, 1, False, "a whole number")
-non_negative_int = number_type(int, 0, False, "a whole number")
+SEED = whole_number(0, 2**32 - 1)
 
 
 def distortion_spec(text: str) -> Distortion:
@@ -78,14 +76,14 @@ def distortion_spec(text: str) -> Distortion:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def layer_list(text: str) -> list[int]:
-    """'784,30,10' → [784, 30, 10]."""
+def gradcheck_layers(text: str) -> list[int]:
+    """'4,5,3' → [4, 5, 3]: a small test network (finite differences cost two passes per parameter)."""
     try:
         sizes = [int(part) for part in text.replace(" ", "").split(",") if part]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas, e.g. 784,30,10") from None
-    if not sizes or any(n < 1 for n in sizes):
-        raise argparse.ArgumentTypeError(f"{text!r}: every layer needs at least one neuron")
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas, e.g. 4,5,3") from None
+    if not 2 <= len(sizes) <= 6 or any(not 1 <= n <= 50 for n in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: give 2 to 6 layers of 1 to 50 neurons")
     return sizes
 
 
@@ -180,7 +178,7 @@ def build_parser() -> Parser:
                    "(the newest two checkpoints are kept)")
     t.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (its settings, unless "
                    "options change them, which is refused) and keep checkpointing there")
-    t.add_argument("--blas-threads", type=non_negative_int, default=DEFAULT_BLAS_THREADS, metavar="N",
+    t.add_argument("--blas-threads", type=whole_number(0, 64), default=DEFAULT_BLAS_THREADS, metavar="N",
                    help=f"BLAS threads during training; 0 leaves BLAS's own choice (default "
                    f"{DEFAULT_BLAS_THREADS}: fastest for these small matrices)")
     t.add_argument("--save", metavar="FILE",
@@ -209,9 +207,9 @@ def build_parser() -> Parser:
                       help="the book's expansion: each image shifted one pixel down, up, right, left (50,000 → 250,000)")
     kind.add_argument("--augment", type=distortion_spec, metavar="SPEC",
                       help="random distortions, e.g. rotate=10,skew=0.2,elastic")
-    x.add_argument("--copies", type=positive_int, default=1, help="distorted copies of each image (default 1)")
-    x.add_argument("--seed", type=non_negative_int, default=0, help="seed for the distortions (default 0)")
-    x.add_argument("--train-size", type=positive_int, metavar="N", help="expand only the first N training images")
+    x.add_argument("--copies", type=whole_number(1, 20), default=1, help="distorted copies of each image (default 1)")
+    x.add_argument("--seed", type=SEED, default=0, help="seed for the distortions (default 0)")
+    x.add_argument("--train-size", type=whole_number(1, 10**7), metavar="N", help="expand only the first N training images")
     x.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
     x.set_defaults(run=run_expand)
 
@@ -225,9 +223,9 @@ def build_parser() -> Parser:
     p.add_argument("--out", required=True, metavar="FILE.png", help="the picture to write")
     p.add_argument("--augment", type=distortion_spec, default=parse_distortion("rotate=10,skew=0.2,elastic"),
                    metavar="SPEC", help="the distortions (default rotate=10,skew=0.2,elastic)")
-    p.add_argument("--count", type=positive_int, default=8, help="digits, one per row (default 8)")
-    p.add_argument("--copies", type=positive_int, default=6, help="distorted copies per digit (default 6)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seed (default 0)")
+    p.add_argument("--count", type=whole_number(1, 100), default=8, help="digits, one per row (default 8)")
+    p.add_argument("--copies", type=whole_number(1, 20), default=6, help="distorted copies per digit (default 6)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed (default 0)")
     p.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
     p.set_defaults(run=run_preview)
 
@@ -244,7 +242,7 @@ def build_parser() -> Parser:
     which = er.add_mutually_exclusive_group(required=True)
     which.add_argument("name", nargs="?", metavar="NAME", help="the experiment ('nndl experiment list')")
     which.add_argument("--all", action="store_true", help="every experiment, with one report for them all")
-    er.add_argument("--seeds", type=positive_int, help="seeds 1…N per run (default 3; 1 with --quick)")
+    er.add_argument("--seeds", type=whole_number(1, 100), help="seeds 1…N per run (default 3; 1 with --quick)")
     er.add_argument("--quick", action="store_true",
                     help="a shortened form (a few epochs, at most 1,000 images) that checks the pipeline")
     er.add_argument("--include-long", action="store_true", help="with --all, include the long runs (elastic)")
@@ -273,10 +271,10 @@ def build_parser() -> Parser:
         "float64 network, for every cost, output and hidden activation nndl has, without and with L2 and L1 "
         "regularisation and with a fixed dropout mask. Exit code 1 if any fails.",
     )
-    g.add_argument("--sizes", type=layer_list, default=[4, 5, 4, 3], metavar="L0,L1,...",
+    g.add_argument("--sizes", type=gradcheck_layers, default=[4, 5, 4, 3], metavar="L0,L1,...",
                    help="layer sizes of the test network (default 4,5,4,3)")
-    g.add_argument("--examples", type=positive_int, default=3, help="examples in the test mini-batch (default 3)")
-    g.add_argument("--seed", type=non_negative_int, default=0, help="seed for the network and data (default 0)")
+    g.add_argument("--examples", type=whole_number(1, 50), default=3, help="examples in the test mini-batch (default 3)")
+    g.add_argument("--seed", type=SEED, default=0, help="seed for the network and data (default 0)")
     g.add_argument("--json", action="store_true", help="print the results as one JSON line")
     g.set_defaults(run=run_gradcheck)
     predict.register(commands)

@@ -193,7 +193,9 @@ def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCa
     if on_ready is not None:
         on_ready(result)
     started = time.perf_counter()
-    with blas_threads(blas_thread_limit), training_source(spec, mnist.training, seed) as source:
+    # Overflow in a diverging run is reported once, as a sentence, by DivergenceGuard, not as NumPy warnings.
+    with blas_threads(blas_thread_limit), np.errstate(over="ignore", invalid="ignore"), \
+            training_source(spec, mnist.training, seed) as source:
         run = train(network, source, spec.training, evaluation=monitors if spec.monitoring.evaluate_each_epoch
                     else (), callbacks=every, resume=position)
     if not spec.monitoring.evaluate_each_epoch and run.history.epochs and not run.interrupted:
