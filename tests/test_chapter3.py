@@ -325,3 +325,26 @@ def test_each_chapter3_network_learns(mnist, options, eta):
     config = TrainingConfig(epochs=1, eta=eta, lmbda=1.0, momentum=0.0, seed=0)
     run = train(net, mnist.training.head(10_000), config, evaluation=[Monitor(mnist.validation)])
     assert run.history.final()["metrics"]["validation"]["accuracy"] > 0.88
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("exponential", [1.0, 0.5, 0.25, 0.125]),
+    ("step", [1.0, 1.0, 0.5, 0.5]),
+    ("cosine", [1.0, (1 + 0.5 ** 0.5) / 2, 0.5, (1 - 0.5 ** 0.5) / 2]),  # (1 + cos(π e / 4)) / 2
+])
+def test_smooth_decays_follow_their_formula(kind, expected):
+    from nndl.schedules import EpochDecay
+    decay = EpochDecay(kind, gamma=0.5 if kind != "cosine" else 1e-12, every=2)
+    got = [decay.eta_at(1.0, epoch, 4) for epoch in range(4)]
+    assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_decay_schedule_sets_eta_each_epoch_and_resumes_without_state(tmp_path):
+    from conftest import write_fake_mnist
+    from nndl.runs.runner import run_spec
+    from nndl.runs.spec import RunSpec
+    data = write_fake_mnist(tmp_path / "d", n_train=10_200, n_test=20, side=4)
+    spec = RunSpec().replace(source=str(data), hidden=[5], epochs=4, eta=2.0, seed=1, schedule="exponential",
+                             decay=0.5)
+    etas = [r["eta"] for r in run_spec(spec).summary["history"]]
+    assert etas == [2.0, 1.0, 0.5, 0.25]

@@ -1,13 +1,15 @@
 """Early stopping and learning-rate schedules (chapter 3), as training callbacks.
 
-Both watch a :class:`~nndl.metrics.Measure` (validation accuracy unless told
+Early stopping and halve-on-plateau watch a :class:`~nndl.metrics.Measure` (validation accuracy unless told
 otherwise; higher or lower is better as the measure says) for the book's
 "no-improvement-in-n" rule, and both keep a copy of the weights from the best
-epoch, which they put back when training ends.
+epoch, which they put back when training ends. The smooth decays (exponential,
+step, cosine) set η from the epoch number alone.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -18,7 +20,7 @@ from .errors import ConfigError
 from .metrics import Measure
 from .training import TrainingRun
 
-SCHEDULES = ("halve-on-plateau",)
+SCHEDULES = ("halve-on-plateau", "exponential", "step", "cosine")
 
 
 class KeepBest(Callback):
@@ -83,6 +85,34 @@ class HalveOnPlateau(KeepBest):
         self.epochs_without_improvement = 0
         if run.eta <= run.config.eta * self.min_fraction:
             run.stop_training = True
+
+
+class EpochDecay(Callback):
+    """η set at the start of every epoch from a smooth decay of η₀ (Ciresan et al. shrink η a little each epoch).
+
+    ``exponential``: η = η₀ · γ^epoch; ``step``: η = η₀ · γ^⌊epoch / every⌋;
+    ``cosine``: η = η_min + (η₀ − η_min)(1 + cos(π · epoch / epochs)) / 2, with η_min = γ · η₀.
+    η depends only on the epoch number, so a resumed run needs no extra state.
+    """
+
+    def __init__(self, kind: str, gamma: float, every: int = 10):
+        if kind not in ("exponential", "step", "cosine"):
+            raise ConfigError(f"schedule {kind!r}: choose from exponential, step, cosine")
+        if not 0 < gamma <= 1:
+            raise ConfigError(f"decay {gamma}: the factor γ must be in (0, 1]")
+        self.kind, self.gamma, self.every = kind, gamma, every
+
+    def eta_at(self, eta0: float, epoch: int, epochs: int) -> float:
+        """η for ``epoch`` of ``epochs``."""
+        if self.kind == "exponential":
+            return eta0 * self.gamma ** epoch
+        if self.kind == "step":
+            return eta0 * self.gamma ** (epoch // self.every)
+        low = self.gamma * eta0
+        return low + (eta0 - low) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+    def on_epoch_begin(self, run: TrainingRun, epoch: int) -> None:
+        run.eta = self.eta_at(run.config.eta, epoch, run.config.epochs)
 
 
 class TimeLimit(Callback):

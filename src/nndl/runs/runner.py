@@ -28,7 +28,7 @@ from ..errors import NndlError
 from ..metrics import Monitor, evaluate
 from ..network import Network
 from ..rng import fresh_seed
-from ..schedules import EarlyStopping, HalveOnPlateau, KeepBest, TimeLimit
+from ..schedules import EarlyStopping, EpochDecay, HalveOnPlateau, TimeLimit
 from ..training import TrainingRun, train
 from .blas import DEFAULT_BLAS_THREADS, blas_threads
 from .checkpoint import Checkpointer, check_compatible, latest_checkpoint
@@ -133,6 +133,8 @@ def rule_callbacks(spec: RunSpec) -> list[Callback]:
     monitoring, callbacks = spec.monitoring, []
     if monitoring.schedule == "halve-on-plateau":
         callbacks.append(HalveOnPlateau(spec.watched, monitoring.patience))
+    elif monitoring.schedule is not None:
+        callbacks.append(EpochDecay(monitoring.schedule, monitoring.decay, monitoring.decay_every))
     if monitoring.early_stopping:
         callbacks.append(EarlyStopping(spec.watched, monitoring.early_stopping))
     if monitoring.time_limit:

@@ -120,9 +120,13 @@ class MonitoringSpec:
     early_stopping: int | None = setting(None, "stop when the validation accuracy has not improved in N epochs "
                                          "(no-improvement-in-N); the best epoch's weights are kept", kind="int",
                                          minimum=1, optional=True, metavar="N")
-    schedule: str | None = setting(None, "halve-on-plateau halves η after --patience epochs without improvement in "
-                                   "validation accuracy, stops once η is 1/128 of its start; best weights are kept",
-                                   kind="str", choices=SCHEDULES, optional=True)
+    schedule: str | None = setting(None, "learning-rate schedule: halve-on-plateau halves η after --patience epochs "
+                                   "without improvement in validation accuracy and stops once η is 1/128 of its start "
+                                   "(best weights kept); exponential η₀·γ^epoch; step η₀·γ^(epoch // --decay-every); "
+                                   "cosine from η₀ down to γ·η₀", kind="str", choices=SCHEDULES, optional=True)
+    decay: float = setting(0.98, "the factor γ of the exponential, step and cosine schedules", kind="float",
+                           above=0.0, maximum=1.0, metavar="γ")
+    decay_every: int = setting(10, "epochs between the step schedule's decays", kind="int", minimum=1, metavar="N")
     patience: int = setting(10, "epochs without improvement before the schedule halves η", kind="int", minimum=1,
                             metavar="N")
     time_limit: float | None = setting(None, "stop after the first epoch that ends past MINUTES of training",
@@ -136,7 +140,7 @@ class MonitoringSpec:
     @property
     def keeps_best(self) -> bool:
         """Whether the run ends with its best epoch's weights rather than its last."""
-        return bool(self.early_stopping or self.schedule)
+        return bool(self.early_stopping or self.schedule == "halve-on-plateau")
 
 
 @dataclass(frozen=True)
