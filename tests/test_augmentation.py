@@ -7,14 +7,15 @@ from scipy import ndimage
 from nndl.data.distortions import (
     DistortedEpochs,
     Distortion,
+    bilinear_backend,
     distort,
     elastic_displacements,
     expand_by_one_pixel,
     expand_dataset,
+    gaussian_matrix,
     parse_distortion,
     sample_bilinear,
     shift_images,
-    smooth_fields,
     transform_coordinates,
 )
 from nndl.app.cli import main
@@ -36,9 +37,9 @@ def centre_of_mass(images):
 
 def transformed(images, angle=0.0, shear=0.0, shift=(0.0, 0.0)):
     n = len(images)
-    src_r, src_c = transform_coordinates(images.shape[1:], np.full(n, angle), np.full(n, shear),
-                                         np.tile(np.array(shift, dtype=float)[:, None], (1, n)))
-    return sample_bilinear(images, src_r, src_c)
+    coordinates = transform_coordinates(images.shape[1:], np.full(n, angle), np.full(n, shear),
+                                        np.tile(np.array(shift, dtype=float)[:, None], (1, n)))
+    return sample_bilinear(images, coordinates)
 
 
 # -- one-pixel shifts ------------------------------------------------------------------------
@@ -135,9 +136,26 @@ def test_skew_slides_rows_in_proportion_to_height():
     assert row == 4 and abs(col - 14) == 3
 
 
+@pytest.mark.parametrize("backend", ["opencv", "scipy"])
 @pytest.mark.parametrize("distortion", [Distortion(), Distortion(skew=0.0, elastic_alpha=0.0, rotate=0.0)])
-def test_zero_distortions_are_the_identity(digits, distortion):
-    np.testing.assert_array_equal(distort(digits, distortion, np.random.default_rng(0)), digits)
+def test_zero_distortions_are_the_identity(digits, distortion, backend):
+    np.testing.assert_array_equal(distort(digits, distortion, np.random.default_rng(0), backend), digits)
+
+
+@pytest.mark.parametrize("spec", ["shift=2", "rotate=15", "skew=0.3", "elastic", "rotate=10,skew=0.2,shift=1,elastic"])
+def test_opencv_draws_the_same_distortions_as_scipy(digits, spec):
+    distortion = parse_distortion(spec)
+    fast = distort(digits, distortion, np.random.default_rng(7), backend="opencv")
+    reference = distort(digits, distortion, np.random.default_rng(7), backend="scipy")
+    assert np.abs(fast - reference).mean() < 1e-3  # interpolation error only
+    correlations = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(fast, reference)]
+    assert min(correlations) > 0.999
+    assert np.abs(fast - digits).mean() > 0.02  # and both did distort
+
+
+def test_an_unknown_backend_is_refused():
+    with pytest.raises(ConfigError, match="choose from opencv, scipy"):
+        bilinear_backend("pillow")
 
 
 def test_outputs_stay_in_range_and_follow_the_seed(digits):
@@ -151,10 +169,25 @@ def test_outputs_stay_in_range_and_follow_the_seed(digits):
     assert np.abs(a - digits).mean() > 0.02  # it does distort
 
 
-def test_smoothing_is_ndimage_gaussian_filter():
-    noise = np.random.default_rng(0).uniform(-1, 1, (2, 5, 28, 28)).astype(np.float32)
-    expected = ndimage.gaussian_filter(noise, sigma=(0, 0, 4, 4), mode="constant")
-    np.testing.assert_allclose(smooth_fields(noise, 4.0), expected, atol=1e-6)
+def test_the_gaussian_matrix_is_ndimage_gaussian_filter():
+    noise = np.random.default_rng(0).uniform(-1, 1, (5, 28, 28))
+    expected = ndimage.gaussian_filter(noise, sigma=(0, 4, 4), mode="constant")
+    g = gaussian_matrix(28, 4.0)
+    np.testing.assert_allclose(g @ noise @ g.T, expected, atol=1e-12)
+
+
+def test_elastic_fields_have_the_covariance_of_smoothed_uniform_noise():
+    # Simard's field α G U Gᵀ, U uniform in [−1, 1], has Cov(vec F) = α²/3 (G Gᵀ ⊗ G Gᵀ) over the 7×7 corner shown.
+    alpha, n = 34.0, 4000
+    fields = elastic_displacements(n, (7, 7), alpha, 2.0, np.random.default_rng(1)).reshape(2 * n, 49)
+
+    def expected(sigma):
+        g = gaussian_matrix(7, sigma)
+        return alpha**2 / 3 * np.kron(g @ g.T, g @ g.T)
+
+    error = np.linalg.norm(np.cov(fields.T) - expected(2.0)) / np.linalg.norm(expected(2.0))
+    assert error < 0.05  # sampling noise with 8,000 fields
+    assert np.linalg.norm(np.cov(fields.T) - expected(1.5)) / np.linalg.norm(expected(1.5)) > 3 * error
 
 
 def test_elastic_displacements_are_smooth_and_scale_with_alpha():
