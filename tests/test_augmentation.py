@@ -1,8 +1,18 @@
 """Artificially expanding the training data: shifts, rotation, skew, elastic distortion."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import ndimage
+
+import nndl
 
 from nndl.data.distortions import (
     DistortedEpochs,
@@ -238,6 +248,89 @@ def test_every_epoch_gets_fresh_distortions_the_same_in_a_worker_or_not(mnist):
         np.testing.assert_array_equal(background.epoch_images(1), second)
     assert first.dtype == np.float32 and first.shape == images.shape
     assert np.abs(first - images).mean() > 0.01
+
+
+# A stand-in for `nndl train --augment`: two workers distort 4,000 small generated images while this
+# process "trains"; it prints the worker ids, then trains until told to stop or until a worker dies.
+TRAINING_SCRIPT = """
+import json, sys, numpy as np
+from nndl.data.distortions import DistortedEpochs, parse_distortion
+from nndl.errors import NndlError
+images = np.random.default_rng(0).random((4000, 784), dtype=np.float32)
+try:
+    with DistortedEpochs(images, parse_distortion("rotate=10,elastic"), seed=0, workers=2) as epochs:
+        epochs.epoch_images(0)
+        print(json.dumps([worker.pid for worker in epochs.workers]), flush=True)
+        sys.stdin.readline()
+        for epoch in range(1, 1000):
+            x = epochs.epoch_images(epoch)
+            x[:500] @ x[:500].T  # the training step
+except NndlError as exc:
+    sys.exit(f"error: {exc}")
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def alive(pid):
+    """Whether process ``pid`` runs (a zombie, dead but not yet collected, does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def training_script():
+    """Start TRAINING_SCRIPT in its own process group; yields (process, worker pids); kills leftovers."""
+    env = {**os.environ, "PYTHONPATH": str(Path(nndl.__file__).parents[1])}
+    process = subprocess.Popen([sys.executable, "-c", TRAINING_SCRIPT], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    workers = json.loads(process.stdout.readline())
+    yield process, workers
+    for pid in [process.pid, *workers]:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    process.communicate()
+
+
+def wait_until_gone(pids, seconds):
+    deadline = time.monotonic() + seconds
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [pid for pid in pids if alive(pid)]
+
+
+def test_ctrl_c_stops_training_and_its_workers_quietly(training_script):
+    process, workers = training_script
+    assert len(workers) == 2 and all(alive(pid) for pid in workers)
+    process.stdin.write("go\n")
+    process.stdin.flush()
+    time.sleep(0.3)  # mid-epoch, workers busy
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130 and stderr == ""
+    assert wait_until_gone(workers, 1) == []
+
+
+def test_workers_exit_when_the_training_process_is_killed(training_script):
+    process, workers = training_script
+    process.stdin.write("go\n")
+    process.stdin.flush()
+    process.kill()  # SIGKILL: no clean-up runs in the parent
+    process.wait(timeout=5)
+    assert wait_until_gone(workers, 5) == []
+
+
+def test_a_dead_worker_is_a_one_line_error(training_script):
+    process, workers = training_script
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = process.communicate("go\n", timeout=10)
+    assert process.returncode == 1
+    assert stderr == ("error: a distortion worker died (killed by SIGKILL); rerun, or use --augment-workers 0\n")
+    assert wait_until_gone(workers, 1) == []
 
 
 def test_training_sees_the_distorted_images(mnist):

@@ -379,7 +379,11 @@ def how_it_died(processes: list[Any]) -> str:
     """How a dead worker ended, e.g. 'killed by SIGKILL', from the worker processes' exit codes.
 
     SIGTERM is skipped: that is the pool stopping the other workers once one died.
+    The pool collects the dead in another thread, so their codes may take a moment to appear.
     """
+    deadline = time.monotonic() + STOP_SECONDS
+    while any(p.exitcode is None for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.01)
     codes = [p.exitcode for p in processes if p.exitcode not in (None, -signal.SIGTERM)]
     if not codes:
         return "cause unknown"
