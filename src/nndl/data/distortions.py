@@ -464,8 +464,9 @@ class DistortedEpochs:
         except BrokenProcessPool:
             raise DataError(f"a distortion worker died ({how_it_died(self.workers)}); rerun, "
                             f"or use --augment-workers 0") from None
-        images = np.concatenate(parts).astype(np.float32)
-        images /= 255
+        images = np.empty(self.images.shape, dtype=np.float32)
+        for start, part in zip(self.starts, parts):
+            np.divide(part, np.float32(255), out=images[start : start + CHUNK])  # one pass, no temporary copies
         return images
 
     def close(self) -> None:
