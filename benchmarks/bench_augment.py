@@ -79,7 +79,8 @@ def main() -> None:
     for hidden in (100, 800):
         plain = epoch_seconds(hidden, mnist.training, None, args.epochs)
         distorted = epoch_seconds(hidden, mnist.training, ON_THE_FLY, args.epochs)
-        print(f"[784, {hidden}, 10]".ljust(16) + f" {plain:7.2f} {distorted:10.2f} {distorted / plain:6.2f}x", flush=True)
+        network = f"[784, {hidden}, 10]"
+        print(f"{network:16s} {plain:7.2f} {distorted:10.2f} {distorted / plain:6.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ def test_the_gaussian_matrix_is_ndimage_gaussian_filter():
 
 
 def test_elastic_fields_have_the_covariance_of_smoothed_uniform_noise():
-    # Simard's field α G U Gᵀ, U uniform in [−1, 1], has Cov(vec F) = α²/3 (G Gᵀ ⊗ G Gᵀ) over the 7×7 corner shown.
+    # Simard's field α G U Gᵀ, U uniform in [−1, 1], has Cov(vec F) = α²/3 (G Gᵀ ⊗ G Gᵀ); 7×7 images keep it small.
     alpha, n = 34.0, 4000
     fields = elastic_displacements(n, (7, 7), alpha, 2.0, np.random.default_rng(1)).reshape(2 * n, 49)
 

@@ -9,9 +9,11 @@ deviation σ and scaled by α (σ = 4, α = 34 for 28×28 digits).
 
 Every random distortion here is one map of source coordinates per image (the
 affine part, rotation × skew about the image centre plus a shift, then the
-elastic field), sampled with bilinear interpolation: OpenCV's ``cv2.remap``
-when it is installed (about 8x faster), else SciPy's ``map_coordinates``. Both
-are imported only when a distortion runs (``pip install 'nndl[augment]'``).
+elastic field, drawn from the few smooth patterns a Gaussian of width σ
+leaves), sampled with bilinear interpolation: OpenCV's ``cv2.remap`` when it is
+installed (5-8x faster, see benchmarks/bench_augment.py), else SciPy's
+``map_coordinates``. Both are imported only when a distortion runs
+(``pip install 'nndl[augment]'``).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def scipy_ndimage():
 def bilinear_backend(backend: str | None = None) -> str:
     """The library that samples the distorted images: 'opencv' or 'scipy'; None picks OpenCV when installed.
 
-    Both give the same pictures within interpolation error (OpenCV rounds the
+    Both give the same pictures within interpolation error (OpenCV 4 rounds the
     sampling position to 1/32 pixel); OpenCV is several times faster.
     """
     if backend not in (None, *BACKENDS):
@@ -184,7 +186,7 @@ def gaussian_matrix(size: int, sigma: float) -> np.ndarray:
     radius = int(4 * sigma + 0.5)
     offsets = np.arange(size)[:, None] - np.arange(size)[None, :]
     kernel = np.exp(-np.arange(-radius, radius + 1) ** 2 / (2 * sigma**2))
-    weights = np.exp(-offsets**2 / (2 * sigma**2)) * (np.abs(offsets) <= radius)  # G[i, j] ∝ exp(−(i − j)²/2σ²)
+    weights = np.exp(-offsets**2 / (2 * sigma**2)) * (np.abs(offsets) <= radius)  # G[i,j] ∝ exp(−(i−j)²/2σ²)
     return weights / kernel.sum()
 
 
@@ -195,8 +197,8 @@ SMOOTH_CUTOFF = 0.01  # smooth patterns kept: singular values of G down to 1% of
 def smooth_basis(size: int, sigma: float) -> np.ndarray:
     """The few smooth patterns a Gaussian of width σ leaves: B (size, k) = P S from G = P S Qᵀ, k largest kept.
 
-    Keeping the singular values down to 1% of the largest gives B Bᵀ = G Gᵀ
-    to 1e-4 of its largest entry: for σ = 4 on 28 pixels, k = 8 patterns instead of 28.
+    Keeping the singular values down to 1% of the largest gives B Bᵀ = G Gᵀ to
+    1e-4 of its largest entry: for σ = 4 on 28 pixels, k = 8 patterns, not 28.
     """
     p, s, _ = np.linalg.svd(gaussian_matrix(size, sigma))
     k = int(np.sum(s >= SMOOTH_CUTOFF * s[0]))
@@ -210,7 +212,7 @@ def elastic_displacements(n: int, shape: tuple[int, int], alpha: float, sigma: f
     Smoothing noise U is α G U Gᵀ, and with G = P S Qᵀ that is α (P S)(Qᵀ U Q)(P S)ᵀ,
     where Qᵀ U Q is again white noise of variance 1/3 (near-Gaussian: each entry
     sums h·w uniforms). So the field is drawn as α/√3 · B Z Bᵀ with Z standard
-    normal and B from :func:`smooth_basis`: the same covariance, 10x less work.
+    normal and B from :func:`smooth_basis`: the same covariance, 4x faster.
     """
     h, w = shape
     basis_h, basis_w = smooth_basis(h, sigma), smooth_basis(w, sigma)
@@ -223,23 +225,24 @@ def elastic_displacements(n: int, shape: tuple[int, int], alpha: float, sigma: f
 
 def transform_coordinates(shape: tuple[int, int], angles: np.ndarray, shears: np.ndarray, shifts: np.ndarray,
                           field: np.ndarray | None = None) -> np.ndarray:
-    """Where each output pixel samples the original, (2, n, h, w) as (rows, columns), for per-image parameters.
+    """Where each output pixel p samples the original, (2, n, h, w) as (rows, columns), per image.
 
     ``angles`` in degrees and ``shears`` have shape (n,), ``shifts`` (2, n) in
     pixels (rows, columns); ``field`` (2, n, h, w) adds an elastic displacement.
-    Rotation and skew turn about the image centre c: source = R(θ) S(k) (p − c) + c + shift.
+    Rotation and skew turn about the image centre c.
     """
     h, w = shape
     centre = np.array([(h - 1) / 2, (w - 1) / 2], dtype=np.float32)
     rows, cols = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
     offsets = np.stack([rows.ravel(), cols.ravel()]) - centre[:, None]  # p − c for every pixel, (2, h·w)
-    angle = np.deg2rad(np.asarray(angles, dtype=np.float32))
+    angle, shear = np.deg2rad(np.asarray(angles, dtype=np.float32)), np.asarray(shears, dtype=np.float32)
     cos, sin, one, zero = np.cos(angle), np.sin(angle), np.ones_like(angle), np.zeros_like(angle)
-    rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], 1)  # R(θ), (n, 2, 2)
-    skew = np.stack([np.stack([one, zero], -1), np.stack([np.asarray(shears, np.float32), one], -1)], 1)  # S(k): column += k·row
-    linear = rotation @ skew
-    coordinates = linear.transpose(1, 0, 2) @ offsets  # R S (p − c): (2, n, h·w), one product per output axis
-    coordinates += (centre[:, None] + np.asarray(shifts, dtype=np.float32))[:, :, None]
+    rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], 1)  # R(θ) = [[cos, −sin], [sin, cos]]
+    skew = np.stack([np.stack([one, zero], -1), np.stack([shear, one], -1)], 1)  # S(k) = [[1, 0], [k, 1]]
+    linear = rotation @ skew  # (n, 2, 2); the skew slides each row sideways in proportion to its height
+    shift = np.asarray(shifts, dtype=np.float32)
+    coordinates = linear.transpose(1, 0, 2) @ offsets  # (2, n, h·w): one matrix product per output axis
+    coordinates += (centre[:, None] + shift)[:, :, None]  # source = R(θ) S(k) (p − c) + c + shift
     coordinates = coordinates.reshape(2, len(angle), h, w)
     if field is not None:
         coordinates += field
@@ -470,7 +473,7 @@ class DistortedEpochs:
         return images
 
     def close(self) -> None:
-        """Stop the workers without hanging: cancel what has not started, kill a worker still busy after STOP_SECONDS."""
+        """Stop the workers without hanging: cancel parts not started; kill a worker busy after STOP_SECONDS."""
         if self.executor is None:
             return
         from multiprocessing.connection import wait
