@@ -152,7 +152,10 @@ def test_zero_distortions_are_the_identity(digits, distortion, backend):
     np.testing.assert_array_equal(distort(digits, distortion, np.random.default_rng(0), backend), digits)
 
 
-@pytest.mark.parametrize("spec", ["shift=2", "rotate=15", "skew=0.3", "elastic", "rotate=10,skew=0.2,shift=1,elastic"])
+KINDS = ["shift=2", "rotate=15", "skew=0.3", "elastic", "rotate=10,skew=0.2,shift=1,elastic"]
+
+
+@pytest.mark.parametrize("spec", KINDS)
 def test_opencv_draws_the_same_distortions_as_scipy(digits, spec):
     distortion = parse_distortion(spec)
     fast = distort(digits, distortion, np.random.default_rng(7), backend="opencv")

@@ -478,6 +478,7 @@ class DistortedEpochs:
             return
         from multiprocessing.connection import wait
 
+        manager = self.executor._executor_manager_thread  # the pool's thread that talks to the workers
         self.executor.shutdown(wait=False, cancel_futures=True)  # each worker finishes its part, then exits
         self.executor = None
         self.pending.clear()
@@ -488,6 +489,8 @@ class DistortedEpochs:
                 del running[sentinel]
         for process in running.values():
             process.kill()
+        if manager is not None:
+            manager.join(STOP_SECONDS)  # let it tidy up now, not race the interpreter's exit (a traceback)
 
     def __enter__(self) -> "DistortedEpochs":
         return self
