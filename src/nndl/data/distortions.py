@@ -33,7 +33,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .mnist import MNIST_FILES, VALIDATION_SIZE, read_split, resolve_data_dir
-from ..errors import ConfigError, DataError, NndlError
+from ..errors import ConfigError, NndlError
 from ..files.atomic import current_umask
 from .idx import IdxStream, write_idx
 from ..rng import make_rng
@@ -417,7 +417,7 @@ class DistortedEpochs:
     as uint8 (a quarter of the size; the originals are 8-bit anyway). With
     ``workers=0`` everything runs in this process, with the same result. The
     workers ignore Ctrl-C (this process stops them) and exit by themselves if
-    this process dies; a worker that dies raises a one-line :class:`DataError`.
+    this process dies; a worker that dies raises a one-line :class:`NndlError`.
     """
 
     def __init__(self, images: np.ndarray, distortion: Distortion, seed: int, workers: int = 2):
@@ -465,7 +465,7 @@ class DistortedEpochs:
                 parts = [distorted_part(self.images, self.distortion, self.seed, epoch, s) for s in self.starts]
             self._submit(epoch + 1)
         except BrokenProcessPool:
-            raise DataError(f"a distortion worker died ({how_it_died(self.workers)}); rerun, "
+            raise NndlError(f"a distortion worker died ({how_it_died(self.workers)}); rerun, "
                             f"or use --augment-workers 0") from None
         images = np.empty(self.images.shape, dtype=np.float32)
         for start, part in zip(self.starts, parts):
