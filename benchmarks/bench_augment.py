@@ -61,7 +61,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timings per distortion, best kept (default 3)")
     args = parser.parse_args()
     mnist = load_mnist(args.data)
-    print(f"nndl augmentation benchmark, {os.cpu_count()} cores, sampling with {bilinear_backend()} by default")
+    print(f"nndl augmentation benchmark, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}), "
+          f"sampling with {bilinear_backend()} by default")
 
     from threadpoolctl import threadpool_limits
 
