@@ -30,7 +30,7 @@ from nndl.data.distortions import (
 )
 from nndl.app.cli import main
 from nndl.data.mnist import Dataset, load_mnist
-from nndl.errors import ConfigError
+from nndl.errors import ConfigError, NndlError
 from nndl.data.idx import IdxStream, read_idx
 from nndl.network import Network
 from nndl.training import Callback, TrainingConfig, train
@@ -164,6 +164,17 @@ def test_opencv_draws_the_same_distortions_as_scipy(digits, spec):
     correlations = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(fast, reference)]
     assert min(correlations) > 0.999
     assert np.abs(fast - digits).mean() > 0.02  # and both did distort
+
+
+def test_scipy_serves_when_opencv_is_missing_and_neither_is_a_one_line_error(digits, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as if not installed: importing it fails
+    assert bilinear_backend() == "scipy"
+    assert distort(digits[:3], Distortion(rotate=10), np.random.default_rng(0)).shape == (3, 28, 28)
+    with pytest.raises(NndlError, match="needs OpenCV: pip install"):
+        bilinear_backend("opencv")
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    with pytest.raises(NndlError, match=r"needs OpenCV or SciPy: pip install 'nndl\[augment\]'"):
+        DistortedEpochs(digits.reshape(-1, 784), Distortion(rotate=10), seed=0, workers=0)
 
 
 def test_an_unknown_backend_is_refused():
