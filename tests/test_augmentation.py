@@ -13,7 +13,6 @@ import pytest
 from scipy import ndimage
 
 import nndl
-
 from nndl.data.distortions import (
     DistortedEpochs,
     Distortion,
