@@ -1,25 +1,35 @@
 """Artificially expanding the training data: shifts, rotation, skew, elastic distortion."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import ndimage
 
+import nndl
 from nndl.data.distortions import (
     DistortedEpochs,
     Distortion,
+    bilinear_backend,
     distort,
     elastic_displacements,
     expand_by_one_pixel,
     expand_dataset,
+    gaussian_matrix,
     parse_distortion,
     sample_bilinear,
     shift_images,
-    smooth_fields,
     transform_coordinates,
 )
 from nndl.app.cli import main
 from nndl.data.mnist import Dataset, load_mnist
-from nndl.errors import ConfigError
+from nndl.errors import ConfigError, NndlError
 from nndl.data.idx import IdxStream, read_idx
 from nndl.network import Network
 from nndl.callbacks import Callback
@@ -32,15 +42,25 @@ def digits(mnist):
     return mnist.training.images[:200].reshape(-1, 28, 28)
 
 
+@pytest.fixture(scope="module")
+def rings():
+    """Generated digit-like images, so these tests need no MNIST: 50 smooth ellipses of random size and place."""
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[0:28, 0:28]
+    centres, radii = rng.uniform(11, 17, (2, 50, 1, 1)), rng.uniform(4, 9, (2, 50, 1, 1))
+    distance = np.hypot((rows - centres[0]) / radii[0], (cols - centres[1]) / radii[1])  # 1 on the ellipse
+    return np.clip(1.5 - 6 * np.abs(distance - 1), 0, 1).astype(np.float32)
+
+
 def centre_of_mass(images):
     return np.array([ndimage.center_of_mass(image) for image in images])
 
 
 def transformed(images, angle=0.0, shear=0.0, shift=(0.0, 0.0)):
     n = len(images)
-    src_r, src_c = transform_coordinates(images.shape[1:], np.full(n, angle), np.full(n, shear),
-                                         np.tile(np.array(shift, dtype=float)[:, None], (1, n)))
-    return sample_bilinear(images, src_r, src_c)
+    coordinates = transform_coordinates(images.shape[1:], np.full(n, angle), np.full(n, shear),
+                                        np.tile(np.array(shift, dtype=float)[:, None], (1, n)))
+    return sample_bilinear(images, coordinates)
 
 
 # -- one-pixel shifts ------------------------------------------------------------------------
@@ -137,9 +157,40 @@ def test_skew_slides_rows_in_proportion_to_height():
     assert row == 4 and abs(col - 14) == 3
 
 
+@pytest.mark.parametrize("backend", ["opencv", "scipy"])
 @pytest.mark.parametrize("distortion", [Distortion(), Distortion(skew=0.0, elastic_alpha=0.0, rotate=0.0)])
-def test_zero_distortions_are_the_identity(digits, distortion):
-    np.testing.assert_array_equal(distort(digits, distortion, np.random.default_rng(0)), digits)
+def test_zero_distortions_are_the_identity(rings, distortion, backend):
+    np.testing.assert_array_equal(distort(rings, distortion, np.random.default_rng(0), backend), rings)
+
+
+KINDS = ["shift=2", "rotate=15", "skew=0.3", "elastic", "rotate=10,skew=0.2,shift=1,elastic"]
+
+
+@pytest.mark.parametrize("spec", KINDS)
+def test_opencv_draws_the_same_distortions_as_scipy(rings, spec):
+    distortion = parse_distortion(spec)
+    fast = distort(rings, distortion, np.random.default_rng(7), backend="opencv")
+    reference = distort(rings, distortion, np.random.default_rng(7), backend="scipy")
+    assert np.abs(fast - reference).mean() < 1e-3  # interpolation error only
+    correlations = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(fast, reference)]
+    assert min(correlations) > 0.999
+    assert np.abs(fast - rings).mean() > 0.02  # and both did distort
+
+
+def test_scipy_serves_when_opencv_is_missing_and_neither_is_a_one_line_error(rings, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as if not installed: importing it fails
+    assert bilinear_backend() == "scipy"
+    assert distort(rings[:3], Distortion(rotate=10), np.random.default_rng(0)).shape == (3, 28, 28)
+    with pytest.raises(NndlError, match="needs OpenCV: pip install"):
+        bilinear_backend("opencv")
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    with pytest.raises(NndlError, match=r"needs OpenCV or SciPy: pip install 'nndl\[augment\]'"):
+        DistortedEpochs(rings.reshape(-1, 784), Distortion(rotate=10), seed=0, workers=0)
+
+
+def test_an_unknown_backend_is_refused():
+    with pytest.raises(ConfigError, match="choose from opencv, scipy"):
+        bilinear_backend("pillow")
 
 
 def test_outputs_stay_in_range_and_follow_the_seed(digits):
@@ -153,10 +204,25 @@ def test_outputs_stay_in_range_and_follow_the_seed(digits):
     assert np.abs(a - digits).mean() > 0.02  # it does distort
 
 
-def test_smoothing_is_ndimage_gaussian_filter():
-    noise = np.random.default_rng(0).uniform(-1, 1, (2, 5, 28, 28)).astype(np.float32)
-    expected = ndimage.gaussian_filter(noise, sigma=(0, 0, 4, 4), mode="constant")
-    np.testing.assert_allclose(smooth_fields(noise, 4.0), expected, atol=1e-6)
+def test_the_gaussian_matrix_is_ndimage_gaussian_filter():
+    noise = np.random.default_rng(0).uniform(-1, 1, (5, 28, 28))
+    expected = ndimage.gaussian_filter(noise, sigma=(0, 4, 4), mode="constant")
+    g = gaussian_matrix(28, 4.0)
+    np.testing.assert_allclose(g @ noise @ g.T, expected, atol=1e-12)
+
+
+def test_elastic_fields_have_the_covariance_of_smoothed_uniform_noise():
+    # Simard's field α G U Gᵀ, U uniform in [−1, 1], has Cov(vec F) = α²/3 (G Gᵀ ⊗ G Gᵀ); 7×7 images keep it small.
+    alpha, n = 34.0, 4000
+    fields = elastic_displacements(n, (7, 7), alpha, 2.0, np.random.default_rng(1)).reshape(2 * n, 49)
+
+    def expected(sigma):
+        g = gaussian_matrix(7, sigma)
+        return alpha**2 / 3 * np.kron(g @ g.T, g @ g.T)
+
+    error = np.linalg.norm(np.cov(fields.T) - expected(2.0)) / np.linalg.norm(expected(2.0))
+    assert error < 0.05  # sampling noise with 8,000 fields
+    assert np.linalg.norm(np.cov(fields.T) - expected(1.5)) / np.linalg.norm(expected(1.5)) > 3 * error
 
 
 def test_elastic_displacements_are_smooth_and_scale_with_alpha():
@@ -196,17 +262,101 @@ def test_bad_distortions_are_refused(spec, message):
 
 # -- on the fly, during training -------------------------------------------------------------
 
-def test_every_epoch_gets_fresh_distortions_the_same_in_a_worker_or_not(mnist):
-    images = mnist.training.images[:300]
+def test_every_epoch_gets_fresh_distortions_the_same_with_0_1_or_2_workers(mnist):
+    images = mnist.training.images[:2500]  # three parts, shared differently by 1 and 2 workers
     spec = parse_distortion("rotate=10,elastic")
-    with DistortedEpochs(images, spec, seed=3, workers=0) as inline, DistortedEpochs(images, spec, seed=3,
-                                                                                     workers=1) as background:
+    with DistortedEpochs(images, spec, seed=3, workers=0) as inline:
         first, second = inline.epoch_images(0), inline.epoch_images(1)
-        assert not np.array_equal(first, second)
-        np.testing.assert_array_equal(background.epoch_images(0), first)
-        np.testing.assert_array_equal(background.epoch_images(1), second)
+    assert not np.array_equal(first, second)
+    for workers in (1, 2):
+        with DistortedEpochs(images, spec, seed=3, workers=workers) as background:
+            np.testing.assert_array_equal(background.epoch_images(0), first)
+            np.testing.assert_array_equal(background.epoch_images(1), second)
     assert first.dtype == np.float32 and first.shape == images.shape
     assert np.abs(first - images).mean() > 0.01
+
+
+# A stand-in for `nndl train --augment`: two workers distort 4,000 small generated images while this
+# process "trains"; it prints the worker ids, then trains until told to stop or until a worker dies.
+TRAINING_SCRIPT = """
+import json, sys, numpy as np
+from nndl.data.distortions import DistortedEpochs, parse_distortion
+from nndl.errors import NndlError
+images = np.random.default_rng(0).random((4000, 784), dtype=np.float32)
+try:
+    with DistortedEpochs(images, parse_distortion("rotate=10,elastic"), seed=0, workers=2) as epochs:
+        epochs.epoch_images(0)
+        print(json.dumps([worker.pid for worker in epochs.workers]), flush=True)
+        sys.stdin.readline()
+        for epoch in range(1, 1000):
+            x = epochs.epoch_images(epoch)
+            x[:500] @ x[:500].T  # the training step
+except NndlError as exc:
+    sys.exit(f"error: {exc}")
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def alive(pid):
+    """Whether process ``pid`` runs (a zombie, dead but not yet collected, does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def training_script():
+    """Start TRAINING_SCRIPT in its own process group; yields (process, worker pids); kills leftovers."""
+    env = {**os.environ, "PYTHONPATH": str(Path(nndl.__file__).parents[1])}
+    process = subprocess.Popen([sys.executable, "-c", TRAINING_SCRIPT], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    workers = json.loads(process.stdout.readline())
+    yield process, workers
+    for pid in [process.pid, *workers]:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    process.communicate()
+
+
+def wait_until_gone(pids, seconds):
+    deadline = time.monotonic() + seconds
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [pid for pid in pids if alive(pid)]
+
+
+def test_ctrl_c_stops_training_and_its_workers_quietly(training_script):
+    process, workers = training_script
+    assert len(workers) == 2 and all(alive(pid) for pid in workers)
+    process.stdin.write("go\n")
+    process.stdin.flush()
+    time.sleep(0.3)  # mid-epoch, workers busy
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130 and stderr == ""
+    assert wait_until_gone(workers, 1) == []
+
+
+def test_workers_exit_when_the_training_process_is_killed(training_script):
+    process, workers = training_script
+    process.stdin.write("go\n")
+    process.stdin.flush()
+    process.kill()  # SIGKILL: no clean-up runs in the parent
+    process.wait(timeout=5)
+    assert wait_until_gone(workers, 5) == []
+
+
+def test_a_dead_worker_is_a_one_line_error(training_script):
+    process, workers = training_script
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = process.communicate("go\n", timeout=10)
+    assert process.returncode == 1
+    assert stderr == ("error: a distortion worker died (killed by SIGKILL); rerun, or use --augment-workers 0\n")
+    assert wait_until_gone(workers, 1) == []
 
 
 def test_training_sees_the_distorted_images(mnist):
