@@ -35,11 +35,12 @@ from nndl.network import Network
 from nndl.callbacks import Callback
 from nndl.runs.runner import DistortedData
 from nndl.training import TrainingConfig, train
+from nndl.pixels import unit_interval
 
 
 @pytest.fixture(scope="module")
 def digits(mnist):
-    return mnist.training.images[:200].reshape(-1, 28, 28)
+    return unit_interval(mnist.training.images[:200]).reshape(-1, 28, 28)
 
 
 @pytest.fixture(scope="module")
@@ -272,8 +273,8 @@ def test_every_epoch_gets_fresh_distortions_the_same_with_0_1_or_2_workers(mnist
         with DistortedEpochs(images, spec, seed=3, workers=workers) as background:
             np.testing.assert_array_equal(background.epoch_images(0), first)
             np.testing.assert_array_equal(background.epoch_images(1), second)
-    assert first.dtype == np.float32 and first.shape == images.shape
-    assert np.abs(first - images).mean() > 0.01
+    assert first.dtype == np.uint8 and first.shape == images.shape  # bytes, like the originals
+    assert np.abs(unit_interval(first) - unit_interval(images)).mean() > 0.01
 
 
 # A stand-in for `nndl train --augment`: two workers distort 4,000 small generated images while this
@@ -289,8 +290,8 @@ try:
         print(json.dumps([worker.pid for worker in epochs.workers]), flush=True)
         sys.stdin.readline()
         for epoch in range(1, 1000):
-            x = epochs.epoch_images(epoch)
-            x[:500] @ x[:500].T  # the training step
+            x = epochs.epoch_images(epoch)[:500].astype(np.float32)
+            x @ x.T  # the training step
 except NndlError as exc:
     sys.exit(f"error: {exc}")
 except KeyboardInterrupt:

@@ -146,7 +146,7 @@ def test_the_console_command_and_python_m():
         (["train", "--lmbda", "-1"], "--lmbda: lmbda -1.0: must be at least 0.0"),
         (["train", "--cost", "hinge"], "cost 'hinge': choose from quadratic, cross-entropy, log-likelihood"),
         (["train", "--monitor", "training-cost,loss"], "choose from training-cost, training-accuracy"),
-        (["train", "--schedule", "cosine"], "schedule 'cosine': choose from halve-on-plateau"),
+        (["train", "--schedule", "linear"], "schedule 'linear': choose from halve-on-plateau, exponential, step, cosine"),
     ],
 )
 def test_bad_chapter3_options(capsys, argv, message):

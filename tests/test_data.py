@@ -7,6 +7,7 @@ from conftest import write_fake_mnist
 from nndl.data.mnist import MNIST_FILES, load_mnist, one_hot
 from nndl.errors import ConfigError, DataError
 from nndl.data.idx import read_idx, write_idx
+from nndl.pixels import unit_interval
 
 
 def test_known_facts_of_mnist(mnist, mnist_dir):
@@ -14,7 +15,7 @@ def test_known_facts_of_mnist(mnist, mnist_dir):
     assert list(mnist.test.labels[:10]) == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     all_train_labels = np.concatenate([mnist.training.labels, mnist.validation.labels])
     assert list(np.bincount(all_train_labels)) == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    pixels = np.concatenate([mnist.training.images, mnist.validation.images])
+    pixels = unit_interval(np.concatenate([mnist.training.images, mnist.validation.images]), np.float64)
     assert pixels.mean(dtype=np.float64) == pytest.approx(0.1307, abs=5e-5)
     assert pixels.std(dtype=np.float64) == pytest.approx(0.3081, abs=5e-5)
     assert mnist.source == mnist_dir and mnist.n_classes == 10
@@ -25,20 +26,20 @@ def test_the_books_split(mnist, mnist_dir):
     raw_labels = read_idx(mnist_dir / "train-labels-idx1-ubyte.gz")
     np.testing.assert_array_equal(mnist.validation.labels, raw_labels[50_000:])
     for dataset in (mnist.training, mnist.validation, mnist.test):
-        assert dataset.images.shape[1] == 784 and dataset.images.dtype == np.float32
-        assert dataset.images.min() == 0.0 and dataset.images.max() == 1.0
+        assert dataset.images.shape[1] == 784 and dataset.images.dtype == np.uint8  # bytes: a quarter of float32
+        assert dataset.images.min() == 0 and dataset.images.max() == 255
 
 
-def test_full_set_fits_in_250_mb(mnist):
-    total = sum(d.images.nbytes + d.labels.nbytes for d in (mnist.training, mnist.validation, mnist.test))
-    assert total <= 250e6
+def test_full_set_fits_in_60_mb(mnist):
+    total = sum(d.images.nbytes for d in (mnist.training, mnist.validation, mnist.test))
+    assert total <= 60e6
 
 
 def test_train_size_takes_the_first_images(mnist, mnist_dir):
-    small = load_mnist(mnist_dir, train_size=1000, dtype="float64")
-    assert len(small.training) == 1000 and small.training.images.dtype == np.float64
+    small = load_mnist(mnist_dir, train_size=1000)
+    assert len(small.training) == 1000
     np.testing.assert_array_equal(small.training.labels, mnist.training.labels[:1000])
-    np.testing.assert_allclose(small.training.images, mnist.training.images[:1000], atol=1e-7)
+    np.testing.assert_array_equal(small.training.images, mnist.training.images[:1000])
     assert len(small.validation) == 10_000
 
 
@@ -54,7 +55,8 @@ def test_any_dataset_in_the_four_file_layout_loads(fake_mnist_dir):
     assert data.validation.images.shape == (10_000, 16)
     assert data.test.images.shape == (30, 16)
     raw = read_idx(fake_mnist_dir / "train-images-idx3-ubyte.gz")
-    np.testing.assert_allclose(data.training.images[3], raw[3].ravel() / 255, rtol=1e-6)
+    np.testing.assert_array_equal(data.training.images[3], raw[3].ravel())
+    np.testing.assert_allclose(unit_interval(data.training.images[3]), raw[3].ravel() / 255, rtol=1e-6)
 
 
 def test_raw_and_dotted_file_names_load(tmp_path):
@@ -115,9 +117,13 @@ def test_too_few_training_images_for_the_split(tmp_path):
         load_mnist(folder)
 
 
-def test_dtype_is_checked(fake_mnist_dir):
-    with pytest.raises(ConfigError, match="float32 or float64"):
-        load_mnist(fake_mnist_dir, dtype="int32")
+def test_bytes_become_the_networks_inputs_in_its_precision():
+    pixels = np.array([[0, 1, 128, 255]], dtype=np.uint8)
+    for dtype in (np.float32, np.float64):
+        x = unit_interval(pixels, dtype)
+        assert x.dtype == dtype and x[0, 0] == 0 and x[0, 3] == 1 and x[0, 2] == dtype(128) / dtype(255)
+    floats = np.array([[0.0, 0.5]], np.float32)
+    assert unit_interval(floats, np.float32) is floats  # values already in [0, 1] are not copied
 
 
 def test_one_hot():

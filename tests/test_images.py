@@ -21,6 +21,7 @@ from nndl.data.images import (
     preprocess_rows,
 )
 from nndl.errors import DataError
+from nndl.pixels import unit_interval
 
 
 def draw_digit(width: int, height: int, box: tuple[int, int, int, int], ink: int = 0, paper: int = 255,
@@ -61,7 +62,7 @@ def assert_same_digit(result, reference: np.ndarray) -> None:
 
 
 def test_mnist_digits_come_back_unchanged(mnist):
-    digits = mnist.test.images[:200].reshape(-1, 28, 28)
+    digits = unit_interval(mnist.test.images[:200]).reshape(-1, 28, 28)
     again = preprocess_rows([(d * 255).astype(np.uint8) for d in digits]).reshape(-1, 28, 28)
     assert np.abs(again - digits).mean() < 0.003
 

@@ -26,6 +26,7 @@ from nndl.data.mnist import load_mnist
 from nndl.files.models import load_model, save_model
 from nndl.files.network2 import save_network2_json
 from nndl.network import Network
+from nndl.pixels import unit_interval
 
 
 def train_with_cli(path: Path, data: Path, *options: str) -> Network:
@@ -56,7 +57,7 @@ def mnist_model(mnist_dir, tmp_path_factory) -> Path:
 def test_digits_on_a_page_read_as_the_originals(mnist_model, mnist):
     """Off-centre, enlarged, inverted digits keep the model's answers better than half a pixel's shift does."""
     network = load_model(mnist_model)
-    originals = mnist.test.images[:1000]
+    originals = unit_interval(mnist.test.images[:1000])
     answers = network.predict(originals)
     rng = np.random.default_rng(0)
     prepared = np.stack([preprocess(on_a_page(x, rng)).input_row for x in originals])
@@ -74,7 +75,7 @@ def test_predict_cli_on_mnist_pages(mnist_model, mnist, tmp_path, capsys):
     files = []
     for k in range(3):
         files.append(tmp_path / f"digit{k}.png")
-        on_a_page(mnist.test.images[k], rng).convert("RGB").save(files[-1])
+        on_a_page(unit_interval(mnist.test.images[k]), rng).convert("RGB").save(files[-1])
     assert main(["predict", str(mnist_model), *map(str, files), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     network = load_model(mnist_model)
@@ -180,7 +181,8 @@ def test_inspect_network_on_fake_data(fake_digits):
     assert found.confusion.sum() == 50 and np.trace(found.confusion) == np.sum(guesses == data.test.labels)
     assert found.accuracy == pytest.approx(np.mean(guesses == data.test.labels))
     assert len(found.mistakes["index"]) == min(7, 50 - np.trace(found.confusion))
-    np.testing.assert_array_equal(found.mistake_images[0].ravel(), data.test.images[found.mistakes["index"][0]])
+    np.testing.assert_array_equal(found.mistake_images[0].ravel(),
+                                  unit_interval(data.test.images[found.mistakes["index"][0]]))
     assert found.weights.shape == (16, 28, 28) and found.confidence_kind == "output activation"
 
 

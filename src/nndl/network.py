@@ -18,6 +18,7 @@ from .activations import Activation, get_activation
 from .costs import Cost, get_cost
 from .errors import ConfigError
 from .initializers import get_initializer
+from .pixels import unit_interval
 from .rng import make_rng
 
 Gradients = tuple[list[np.ndarray], list[np.ndarray]]
@@ -224,11 +225,15 @@ class Network:
             )
         return images
 
+    def inputs(self, images: np.ndarray) -> np.ndarray:
+        """Image rows (bytes 0-255 or values in [0, 1]) as input columns x in [0, 1], in the network's dtype."""
+        return unit_interval(images, self.dtype).T
+
     def chunks(self, images: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-        """Consecutive slices of ``images`` as input columns in the network's dtype."""
+        """Consecutive slices of ``images`` as input columns (one chunk in floats at a time)."""
         for start in range(0, len(images), EVALUATION_CHUNK):
             part = slice(start, start + EVALUATION_CHUNK)
-            yield part, images[part].T.astype(self.dtype, copy=False)
+            yield part, self.inputs(images[part])
 
     def output_rows(self, images: np.ndarray) -> np.ndarray:
         """The output activations for ``images`` given as rows (n, sizes[0]); returns (n, sizes[-1])."""

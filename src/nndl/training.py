@@ -205,7 +205,7 @@ def train(
             order = epoch_order(config.seed, epoch, n)
             for batch in range(first_batch, run.n_batches):
                 chosen = order[batch * m : (batch + 1) * m]
-                x = images[chosen].astype(network.dtype, copy=False).T  # the mini-batch as columns, (784, m)
+                x = network.inputs(images[chosen])  # the mini-batch as columns in [0, 1], (784, m)
                 y = targets[:, labels[chosen]]  # one-hot targets y(x), shape (10, m)
                 masks = network.draw_dropout_masks(run.dropout_rng)  # None without dropout
                 run.gradients = gradient(x, y, masks)

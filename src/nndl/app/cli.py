@@ -27,6 +27,7 @@ from ..files.plots import plot_history
 from ..gradcheck import TOLERANCE, check_all
 from ..metrics import Monitor, evaluate
 from ..network import Network
+from ..pixels import unit_interval
 from ..runs.blas import DEFAULT_BLAS_THREADS, blas_available
 from ..runs.experiments import EXPERIMENTS, get_experiment, run_all, run_experiment
 from ..runs.runner import RunResult, run_spec
@@ -406,7 +407,7 @@ def run_preview(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out")
     mnist = load_mnist(args.data, train_size=args.count)
     side = int(round(mnist.training.n_features ** 0.5))
-    digits = mnist.training.images.reshape(-1, side, side)
+    digits = unit_interval(mnist.training.images).reshape(-1, side, side)
     grid = preview_grid(digits, args.augment, args.copies, args.seed)
     with atomic_output(args.out) as handle:
         Image.fromarray(grid).save(handle, format="PNG")

@@ -31,6 +31,7 @@ from ..files.atomic import atomic_output, write_bytes_atomically
 from ..files.models import load_model
 from ..files.plots import Series, plot_series, pyplot
 from ..network import Network
+from ..pixels import unit_interval
 
 GALLERY_SIZE = 40  # misclassified digits shown
 WEIGHT_IMAGES = 100  # first-layer neurons drawn at most (an 800-neuron layer would be unreadable)
@@ -122,7 +123,7 @@ def inspect_network(network: Network, dataset: Dataset, gallery_size: int = GALL
         accuracy=float(np.mean(guesses == dataset.labels)),
         confusion=confusion_matrix(dataset.labels, guesses, network.sizes[-1]),
         mistakes=mistakes,
-        mistake_images=dataset.images[mistakes["index"]].reshape(-1, side, side),
+        mistake_images=unit_interval(dataset.images[mistakes["index"]]).reshape(-1, side, side),
         confidence_kind="probability" if network.output_activation.name == "softmax" else "output activation",
         weights=weight_images(network, weight_limit),
         speed=learning_speed(network.metadata.get("history"), network.sizes),
@@ -307,7 +308,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.gallery < 0:
         raise ConfigError(f"--gallery {args.gallery}: give how many mistakes to show, 0 or more")
     network = load_model(args.model)
-    dataset = load_mnist(args.data, train_size=1, dtype=network.dtype).split(args.on)
+    dataset = load_mnist(args.data, train_size=1).split(args.on)
     found = inspect_network(network, dataset, args.gallery)
     out = Path(args.out)
     name = os.path.basename(args.model)

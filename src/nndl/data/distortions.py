@@ -36,6 +36,7 @@ from .mnist import MNIST_FILES, VALIDATION_SIZE, read_split, resolve_data_dir
 from ..errors import ConfigError, NndlError
 from ..files.atomic import current_umask
 from .idx import IdxStream, write_idx
+from ..pixels import as_bytes, unit_interval
 from ..rng import make_rng
 
 ELASTIC_ALPHA, ELASTIC_SIGMA = 34.0, 4.0  # Simard et al.'s values for 28×28 digits
@@ -152,9 +153,12 @@ def parse_distortion(text: str) -> Distortion:
 
 # -- the book's expansion: one-pixel shifts ---------------------------------------------------
 
-def shift_images(images: np.ndarray, down: int, right: int) -> np.ndarray:
-    """Move every image (n, h, w) ``down`` rows and ``right`` columns, filling with 0 (exact, no interpolation)."""
-    out = np.zeros_like(images)
+def shift_images(images: np.ndarray, down: int, right: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Move every image (n, h, w) ``down`` rows and ``right`` columns, filling with 0 (exact, no interpolation).
+
+    ``out`` (zeros, the shape of ``images``) receives the result in place of a new array.
+    """
+    out = np.zeros_like(images) if out is None else out
     h, w = images.shape[1:]
     out[:, max(down, 0) : h + min(down, 0), max(right, 0) : w + min(right, 0)] = \
         images[:, max(-down, 0) : h + min(-down, 0), max(-right, 0) : w + min(-right, 0)]
@@ -169,9 +173,12 @@ def expand_by_one_pixel(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndar
 
     Returns 5n images and labels, the five versions of each image consecutive.
     """
-    versions = [images] + [shift_images(images, down, right) for down, right in ONE_PIXEL_SHIFTS]
-    expanded = np.stack(versions, axis=1).reshape(-1, *images.shape[1:])
-    return expanded, np.repeat(labels, len(versions))
+    versions = 1 + len(ONE_PIXEL_SHIFTS)
+    expanded = np.zeros((len(images), versions, *images.shape[1:]), images.dtype)  # written in place: one copy
+    expanded[:, 0] = images
+    for k, (down, right) in enumerate(ONE_PIXEL_SHIFTS, start=1):
+        shift_images(images, down, right, out=expanded[:, k])
+    return expanded.reshape(-1, *images.shape[1:]), np.repeat(labels, versions)
 
 
 # -- random distortions ---------------------------------------------------------------------
@@ -404,9 +411,9 @@ def distorted_part(images: np.ndarray | None, distortion: Distortion, seed: int,
     means the worker process's own copy.
     """
     images = _worker_images if images is None else images
-    part = images[start : start + CHUNK]
+    part = unit_interval(images[start : start + CHUNK])
     rng = make_rng(seed, "augment", epoch, start)
-    return np.rint(distort_rows(part, distortion, rng) * 255).astype(np.uint8)
+    return as_bytes(distort_rows(part, distortion, rng))
 
 
 class DistortedEpochs:
@@ -454,7 +461,7 @@ class DistortedEpochs:
             self.workers = list(self.executor._processes.values())  # no public handle on them
 
     def epoch_images(self, epoch: int) -> np.ndarray:
-        """The distorted images for ``epoch`` as float32 rows in [0, 1]; starts on the next epoch's."""
+        """The distorted images for ``epoch`` as rows of bytes; starts on the next epoch's."""
         from concurrent.futures.process import BrokenProcessPool
 
         try:
@@ -467,10 +474,7 @@ class DistortedEpochs:
         except BrokenProcessPool:
             raise NndlError(f"a distortion worker died ({how_it_died(self.workers)}); rerun, "
                             f"or use --augment-workers 0") from None
-        images = np.empty(self.images.shape, dtype=np.float32)
-        for start, part in zip(self.starts, parts):
-            np.divide(part, np.float32(255), out=images[start : start + CHUNK])  # one pass, no temporary copies
-        return images
+        return np.concatenate(parts)  # bytes, like the originals: the network scales each mini-batch
 
     def close(self) -> None:
         """Stop the workers without hanging: cancel parts not started; kill a worker busy after STOP_SECONDS."""

@@ -42,7 +42,7 @@ DATA_HINT = (
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images as rows of shape (n, n_features) in [0, 1], and their integer labels."""
+    """Images as rows of shape (n, n_features), bytes 0-255 (or floats in [0, 1]), and their integer labels."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -153,30 +153,25 @@ def read_split(folder: Path, images_key: str, labels_key: str) -> tuple[np.ndarr
     return images, labels
 
 
-def to_float_rows(images: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """uint8 images (n, rows, cols) → float rows (n, rows·cols) scaled to [0, 1]."""
-    out = np.empty((images.shape[0], images.shape[1] * images.shape[2]), dtype=dtype)
-    np.divide(images.reshape(len(images), -1), dtype.type(255), out=out)
-    return out
+def as_rows(images: np.ndarray) -> np.ndarray:
+    """Images (n, rows, cols) as rows (n, rows·cols), still bytes (a view, not a copy)."""
+    return images.reshape(len(images), -1)
 
 
 def load_mnist(
     data_dir: str | os.PathLike | None = None,
     *,
     train_size: int | None = None,
-    dtype: np.dtype | type | str = np.float32,
     download: bool = True,
 ) -> MNIST:
     """Load MNIST with the book's training / validation / test split.
 
     ``train_size`` keeps only the first N training images (the overfitting
-    experiment uses 1,000). ``dtype`` is float32 by default (the full set then
-    takes 220 MB) or float64. Raises :class:`DataError` with the file and the
-    problem when a file is missing, truncated, corrupt or of the wrong kind.
+    experiment uses 1,000). Pixels stay bytes (the whole set takes 55 MB); the
+    network scales each mini-batch to [0, 1] (:mod:`nndl.pixels`). Raises
+    :class:`DataError` with the file and the problem when a file is missing,
+    truncated, corrupt or of the wrong kind.
     """
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ConfigError(f"dtype {dtype}: choose float32 or float64")
     folder = resolve_data_dir(data_dir, download=download)
     train_images, train_labels = read_split(folder, "train_images", "train_labels")
     test_images, test_labels = read_split(folder, "test_images", "test_labels")
@@ -196,9 +191,9 @@ def load_mnist(
     n_classes = int(max(train_labels.max(), test_labels.max())) + 1
     labels = train_labels.astype(np.int64)
     return MNIST(
-        training=Dataset(to_float_rows(train_images[:keep], dtype), labels[:keep], "training"),
-        validation=Dataset(to_float_rows(train_images[n_train:], dtype), labels[n_train:], "validation"),
-        test=Dataset(to_float_rows(test_images, dtype), test_labels.astype(np.int64), "test"),
+        training=Dataset(as_rows(train_images[:keep]), labels[:keep], "training"),
+        validation=Dataset(as_rows(train_images[n_train:]), labels[n_train:], "validation"),
+        test=Dataset(as_rows(test_images), test_labels.astype(np.int64), "test"),
         source=folder,
         n_classes=n_classes,
     )

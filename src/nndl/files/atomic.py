@@ -219,6 +219,8 @@ def open_regular_file(path: str | os.PathLike, what: str, error: type[NndlError]
         raise error(f"{path}: file not found") from None
     except OSError as exc:
         raise error(f"{path}: cannot read {what} ({reason(exc)})") from None
+    except ValueError:  # a NUL in the name
+        raise error(f"{str(path)!r}: not a usable file name") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)

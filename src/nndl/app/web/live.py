@@ -154,7 +154,7 @@ class LiveRun(Callback):
     def batch_cost(self, network: Network, batch: int, m: int) -> float:
         """C₀ of mini-batch ``batch`` (without regularisation), measured after its gradient step."""
         chosen = self.order[batch * m : (batch + 1) * m]
-        x = self.training.images[chosen].astype(network.dtype, copy=False).T
+        x = network.inputs(self.training.images[chosen])
         zs, activations = network.forward(x, keep=False)
         y = self.targets[:, self.training.labels[chosen]]
         return network.cost.fn(zs[-1], activations[-1], y, network.output_activation) / len(chosen)  # C₀ = (1/m) Σ_x C_x

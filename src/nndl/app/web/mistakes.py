@@ -16,6 +16,7 @@ import numpy as np
 from ...data.mnist import Dataset
 from ...errors import DataError
 from ...network import Network
+from ...pixels import as_bytes
 from ..inspect import confusion_matrix, guess_confidence, image_side, misclassified
 
 
@@ -57,7 +58,7 @@ def cell(verdicts: Verdicts, label: int, guess: int, limit: int) -> dict[str, An
         labels = np.where(chosen, dataset.labels, verdicts.guesses)  # every other image counts as right: left out
         index = misclassified(labels, verdicts.guesses, verdicts.confidence, limit)["index"]
     side = image_side(dataset.n_features)
-    pixels = np.round(dataset.images[index] * 255).astype(np.uint8)
+    pixels = as_bytes(dataset.images[index])
     return {"label": label, "guess": guess, "count": int(chosen.sum()), "side": side,
             "digits": [{"index": int(i), "confidence": float(verdicts.confidence[i]), "pixels": p.tolist()}
                        for i, p in zip(index, pixels)]}
