@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from nndl.app.cli import main
+from nndl.data.mnist import load_mnist
 from nndl.files.models import load_model
 from conftest import write_fake_mnist
 
@@ -262,3 +263,20 @@ def test_a_diverging_run_stops_with_the_likely_cause(capsys, tmp_path):
     summary = json.loads(out)  # strict JSON: no bare NaN
     assert len(summary["history"]) == 1 and summary["diverged"]
     assert all(np.isfinite(p).all() for p in load_model(tmp_path / "m.npz").parameters())  # the last good weights
+
+
+def test_evaluate_several_models_and_their_ensemble(capsys, tmp_path):
+    data = write_fake_mnist(tmp_path / "data", n_train=10_300, n_test=40, side=4)
+    paths = [tmp_path / f"m{seed}.npz" for seed in (1, 2, 3)]
+    for seed, path in zip((1, 2, 3), paths):
+        assert run(capsys, "train", "--data", str(data), "--hidden", "6", "--epochs", "2", "--seed", str(seed),
+                   "--save", str(path), "--quiet")[0] == 0
+    code, out, _ = run(capsys, "evaluate", *map(str, paths), "--data", str(data), "--json")
+    result = json.loads(out)
+    assert code == 0 and [m["model"] for m in result["models"]] == list(map(str, paths))
+    networks = [load_model(p) for p in paths]
+    mnist = load_mnist(data)
+    votes = np.argmax(sum(n.output_rows(mnist.test.images) for n in networks), axis=1)
+    assert result["ensemble"]["test"]["correct"] == int(np.sum(votes == mnist.test.labels))
+    code, out, _ = run(capsys, "evaluate", *map(str, paths), "--data", str(data))
+    assert "ensemble of 3 (averaged outputs)" in out

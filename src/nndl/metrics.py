@@ -108,6 +108,13 @@ class Monitor:
     cost: bool = False
 
 
+def ensemble_accuracy(networks: list[Network], dataset: LabelledData) -> dict[str, Any]:
+    """The accuracy of several networks voting together: each image's digit is the argmax of their mean output."""
+    outputs = sum(network.output_rows(dataset.images).astype(np.float64) for network in networks)
+    correct = int(np.sum(np.argmax(outputs, axis=1) == dataset.labels))
+    return {"accuracy": correct / max(len(dataset), 1), "correct": correct, "total": len(dataset)}
+
+
 def evaluate(network: Network, monitor: Monitor, regularization: Regularization = Regularization(),
              n_training: int = 1) -> dict[str, Any]:
     """The monitored measures on one dataset: accuracy (with its count and total) and/or the cost.

@@ -25,7 +25,7 @@ from ..files.models import check_model_target, load_model, save_model
 from ..files.network2 import save_network2_json
 from ..files.plots import plot_history
 from ..gradcheck import TOLERANCE, check_all
-from ..metrics import Monitor, evaluate
+from ..metrics import Monitor, ensemble_accuracy, evaluate
 from ..network import Network
 from ..pixels import unit_interval
 from ..runs.blas import DEFAULT_BLAS_THREADS, blas_available
@@ -190,9 +190,12 @@ def build_parser() -> Parser:
     t.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors (and --json output)")
     t.set_defaults(run=run_train)
 
-    e = commands.add_parser("evaluate", help="score a saved model on the validation and test data",
-                            description="Print a saved model's accuracy and cost on the validation and test data.")
-    e.add_argument("model", metavar="MODEL", help="a model file written by 'nndl train --save'")
+    e = commands.add_parser("evaluate", help="score saved models (or their ensemble) on the validation and test data",
+                            description="Print a saved model's accuracy and cost on the validation and test data. "
+                            "With several models, also their ensemble's accuracy: the digit whose output, averaged "
+                            "over the models, is highest.")
+    e.add_argument("models", nargs="+", metavar="MODEL",
+                   help="model files written by 'nndl train --save' (or the book's network2.py JSON)")
     e.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
     e.add_argument("--json", action="store_true", help="print the results as one JSON line")
     e.set_defaults(run=run_evaluate)
@@ -371,19 +374,29 @@ def progress_bar_available() -> bool:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    network = load_model(args.model)
+    networks = [load_model(path) for path in args.models]
     mnist = load_mnist(args.data)
-    results: dict[str, Any] = {"model": args.model, "network": network.describe()}
-    for dataset in (mnist.validation, mnist.test):
-        check_data_fits(network, dataset)
-        results[dataset.name] = evaluate(network, Monitor(dataset, accuracy=True, cost=True))
+    datasets = (mnist.validation, mnist.test)
+    results: list[dict[str, Any]] = []
+    for path, network in zip(args.models, networks):
+        result: dict[str, Any] = {"model": path, "network": network.describe()}
+        for dataset in datasets:
+            check_data_fits(network, dataset)
+            result[dataset.name] = evaluate(network, Monitor(dataset, accuracy=True, cost=True))
+        results.append(result)
+    ensemble = {d.name: ensemble_accuracy(networks, d) for d in datasets} if len(networks) > 1 else None
     if args.json:
-        print(strict_json(results))
+        print(strict_json(results[0] if ensemble is None else {"models": results, "ensemble": ensemble}))
         return 0
-    print(f"{args.model}: {network}")
-    for name in ("validation", "test"):
-        r = results[name]
-        print(f"{name + ':':12s} {r['correct']} / {r['total']} ({100 * r['accuracy']:.2f}%)  cost {r['cost']:.4f}")
+    for result, network in zip(results, networks):
+        print(f"{result['model']}: {network}")
+        for d in datasets:
+            r = result[d.name]
+            print(f"  {d.name + ':':12s} {r['correct']} / {r['total']} ({100 * r['accuracy']:.2f}%)  cost {r['cost']:.4f}")
+    if ensemble is not None:
+        print(f"ensemble of {len(networks)} (averaged outputs):")
+        for name, r in ensemble.items():
+            print(f"  {name + ':':12s} {r['correct']} / {r['total']} ({100 * r['accuracy']:.2f}%)")
     return 0
 
 
