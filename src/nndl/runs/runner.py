@@ -157,16 +157,14 @@ def training_source(spec: RunSpec, training: Dataset, seed: int) -> Iterator[Any
 
 def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCache | None = None,
              checkpoint: str | Path | None = None, resume: bool = False,
-             blas_thread_limit: int | None = DEFAULT_BLAS_THREADS,
-             on_ready: Any = None) -> RunResult:
+             blas_thread_limit: int | None = DEFAULT_BLAS_THREADS) -> RunResult:
     """Train the run ``spec`` describes; return the network and a JSON-ready summary.
 
     A spec without a seed gets a fresh one, recorded in the summary. With
     ``checkpoint`` the run is saved there after every epoch and when
     interrupted; ``resume`` continues from its newest checkpoint (refusing a
-    different specification or different data). ``on_ready(run_result)`` is
-    called with the built network before training starts (the CLI announces the
-    run from it, the web page registers it to stop it).
+    different specification or different data). Watching and stopping the run
+    (printing, Ctrl-C, the web page's controls) are ``callbacks``.
     """
     if resume and checkpoint is None:
         raise NndlError("resuming needs the checkpoint folder")
@@ -191,9 +189,6 @@ def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCa
             check_compatible(saved, spec, fingerprint)
             position = saved.restore(network, rules)
         every.append(checkpointer)  # last: an epoch's decisions are in its checkpoint
-    result = RunResult(spec, network, None, {})  # type: ignore[arg-type]
-    if on_ready is not None:
-        on_ready(result)
     started = time.perf_counter()
     # Overflow in a diverging run is reported once, as a sentence, by DivergenceGuard, not as NumPy warnings.
     with blas_threads(blas_thread_limit), np.errstate(over="ignore", invalid="ignore"), \
@@ -205,10 +200,8 @@ def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCa
         for monitor in monitors:
             final["metrics"][monitor.dataset.name] = evaluate(network, monitor, spec.training.regularization,
                                                               len(mnist.training))
-    result.run = run
-    result.checkpoint = checkpointer.saved if checkpointer else None
-    result.summary = summarize(spec, mnist, run, time.perf_counter() - started)
-    return result
+    return RunResult(spec, network, run, summarize(spec, mnist, run, time.perf_counter() - started),
+                     checkpointer.saved if checkpointer else None)
 
 
 def summarize(spec: RunSpec, mnist: MNIST, run: TrainingRun, seconds: float) -> dict[str, Any]:
