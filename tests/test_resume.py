@@ -181,3 +181,53 @@ def test_spec_round_trips_and_names_bad_fields():
         RunSpec().replace(cost="cross-entropy", output_activation="softmax")
     assert spec.replace(workers=0).fingerprint() == spec.fingerprint()  # workers do not change the result
     assert spec.replace(seed=2).fingerprint() != spec.fingerprint()
+
+
+def process_state(pid):
+    """(state, parent pid) of a process from /proc, or None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return fields[0], int(fields[1])
+
+
+def running(pid):
+    state = process_state(pid)
+    return state is not None and state[0] != "Z"  # a zombie has exited
+
+
+def children_of(pid):
+    """The pids of the running child processes of ``pid``."""
+    pids = (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
+    return [child for child in pids if running(child) and process_state(child)[1] == pid]
+
+
+@pytest.mark.parametrize("how", ["SIGINT to the process group", "SIGTERM to the trainer"])
+def test_a_signal_stops_training_with_distortion_workers_cleanly(small_mnist, tmp_path, how):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "nndl", "train", "--data", str(small_mnist), "--hidden", "32", "--epochs", "500",
+               "--augment", "rotate=10,elastic", "--augment-workers", "2", "--checkpoint", str(tmp_path / "ck")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        process.stdout.readline()  # "Training ..."
+        process.stdout.readline()  # epoch 0 is done: the workers are distorting epoch 1
+        workers = children_of(process.pid)
+        assert len(workers) >= 2
+        if how.startswith("SIGINT"):
+            os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        else:
+            process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "interrupted at epoch" in lines[0] and "Traceback" not in err
+    deadline = time.monotonic() + 5
+    while any(map(running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if running(pid)]  # no distortion worker is left behind
+    assert checkpoint_files(tmp_path / "ck")
