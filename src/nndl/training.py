@@ -37,9 +37,10 @@ BACKPROP_MODES = ("matrix", "per-example")
 class TrainingConfig:
     """The hyperparameters of one SGD run; the defaults are the book's chapter-1 run."""
 
-    epochs: int = setting(30, "passes over the training data", kind="int", minimum=1)
-    mini_batch_size: int = setting(10, "examples per gradient step, m", kind="int", minimum=1, flag="--mini-batch-size")
-    eta: float = setting(3.0, "learning rate η", kind="float", above=0.0)
+    epochs: int = setting(30, "passes over the training data", kind="int", minimum=1, metavar="N")
+    mini_batch_size: int = setting(10, "examples per gradient step, m", kind="int", minimum=1,
+                                  flag="--mini-batch-size", metavar="M")
+    eta: float = setting(3.0, "learning rate η", kind="float", above=0.0, metavar="η")
     lmbda: float = setting(0.0, "L2 regularisation (weight decay) λ, scaled by the training-set size n", kind="float",
                            minimum=0.0, metavar="λ")
     l1: float = setting(0.0, "L1 regularisation λ₁, scaled by n", kind="float", minimum=0.0, metavar="λ1")

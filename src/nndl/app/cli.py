@@ -126,10 +126,11 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
                 continue
             flag = meta["flag"] or "--" + field.name.replace("_", "-")
             flags = [flag, "-m"] if field.name == "mini_batch_size" else [flag]
-            default = field.default if field.default is not None else "none"
+            default = {None: "none", False: "off", True: "on"}.get(field.default, field.default) \
+                if isinstance(field.default, (bool, type(None))) else field.default
             if isinstance(default, tuple):
                 default = ",".join(map(str, default)) or "none"
-            help_text = f"{meta['help']} (default {default})"
+            help_text = meta["help"] if "default" in meta["help"] else f"{meta['help']} (default {default})"
             if meta["kind"] == "bool":
                 group.add_argument(*flags, dest=field.name, action="store_const", const=True,
                                    default=argparse.SUPPRESS, help=help_text)
