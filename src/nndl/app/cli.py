@@ -33,6 +33,7 @@ from ..runs.runner import RunResult, run_spec
 from ..runs.spec import SECTIONS, RunSpec
 from ..settings import check_value
 from ..training import check_data_fits
+from . import sweep_cmd
 from .reporting import Announce, EpochPrinter, ProgressBar, StopOnSignal, plural, strict_json
 
 
@@ -272,6 +273,7 @@ def build_parser() -> Parser:
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed for the network and data (default 0)")
     g.add_argument("--json", action="store_true", help="print the results as one JSON line")
     g.set_defaults(run=run_gradcheck)
+    sweep_cmd.register(commands)
     return parser
 
 
