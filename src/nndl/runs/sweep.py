@@ -129,7 +129,9 @@ class Stage:
     choose: str = "best"
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str) -> "Stage":
+    def from_dict(cls, values: Any, where: str) -> "Stage":
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: expected an object with keys {', '.join(STAGE_KEYS)}")
         unknown = sorted(set(values) - set(STAGE_KEYS))
         if unknown:
             raise ConfigError(f"{where}: unknown key {unknown[0]!r}; keys: {', '.join(STAGE_KEYS)}")
@@ -212,8 +214,8 @@ class Sweep:
                 raise ConfigError(f"{where}: give the search in 'stages' or in 'grid'/'random', not both")
             if not isinstance(values["stages"], list) or not values["stages"]:
                 raise ConfigError(f"{where}.stages: give a non-empty list of stages")
-            stages = tuple(Stage.from_dict(s if isinstance(s, dict) else {"grid": s}, f"{where}.stages[{i}]")
-                           for i, s in enumerate(values["stages"]))
+            stages = tuple(Stage.from_dict({"name": f"stage{i + 1}", **s} if isinstance(s, dict) else s,
+                                           f"{where}.stages[{i}]") for i, s in enumerate(values["stages"]))
         else:
             stages = (Stage.from_dict({k: values[k] for k in ("grid", "random") if k in values}, where),)
         names = [stage.name for stage in stages]
