@@ -24,7 +24,7 @@ from conftest import REPO, write_fake_mnist
 from nndl.app.cli import main
 from nndl.errors import ConfigError
 from nndl.runs.engine import probe_scheduler
-from nndl.runs.sweep import BOOK_STRATEGY, Sweep, eta_threshold, read_sweep_file, run_sweep
+from nndl.runs.sweep import EXAMPLES, Sweep, eta_threshold, read_sweep_file, run_sweep
 
 TINY = {"name": "tiny", "base": {"hidden": [6], "epochs": 3, "cost": "cross-entropy", "init": "normalized"},
         "grid": {"eta": [0.1, 1.0], "lmbda": [0.0, 1.0]}, "seeds": 2}
@@ -84,7 +84,8 @@ def test_a_toml_sweep_reads_like_the_json_one(tmp_path):
 
 
 def test_every_shipped_example_is_a_valid_sweep():
-    Sweep.from_dict(BOOK_STRATEGY)
+    for values in EXAMPLES.values():
+        Sweep.from_dict(values)
     for path in (REPO / "examples" / "sweeps").iterdir():
         assert Sweep.load(path).stages
 
@@ -148,7 +149,7 @@ def test_a_local_cluster_runs_every_trial_reports_failures_and_a_rerun_skips_fin
 
 
 def test_an_interrupted_sweep_resumes_with_only_the_missing_trials_and_the_same_table(tmp_path, data_dir):
-    values = {**TINY, "base": {**TINY["base"], "epochs": 30, "source": str(data_dir)}, "seeds": 3}
+    values = {**TINY, "base": {**TINY["base"], "epochs": 15, "source": str(data_dir)}, "seeds": 2}
     spec = write_sweep(tmp_path / "s.json", values)
     whole = run_sweep(Sweep.load(spec), tmp_path / "whole", workers=2, progress=False, log=lambda m: None)
     out = tmp_path / "resumed"
@@ -162,9 +163,9 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_trials_and_the_same_
     finally:
         child.kill()
     finished = len(list((out / "trials").glob("*.json")))
-    assert 2 <= finished < 12 and not (out / "results.csv").exists()
+    assert 2 <= finished < 8 and not (out / "results.csv").exists()
     resumed = run_sweep(Sweep.load(spec), out, workers=2, progress=False, log=lambda m: None)
-    assert resumed["ran"] == 12 - finished
+    assert resumed["ran"] == 8 - finished
     assert table(out) == table(tmp_path / "whole") and resumed["test_accuracy"] == whole["test_accuracy"]
 
 

@@ -21,23 +21,44 @@ def register(commands: Any) -> None:
         "results.json, figures and report.md to OUT.")
     which = s.add_mutually_exclusive_group(required=True)
     which.add_argument("spec", nargs="?", metavar="SPEC", help="the sweep: a .json or .toml file")
-    which.add_argument("--example", choices=("book-strategy",),
-                       help="a built-in sweep: book-strategy = chapter 3's η threshold, then λ, then mini-batch size")
+    which.add_argument("--example", choices=("book-strategy", "book-strategy-100"),
+                       help="a built-in sweep: chapter 3's strategy (the η threshold, then λ, then the mini-batch "
+                       "size) on [784, 30, 10], or on [784, 100, 10]")
     s.add_argument("--out", metavar="DIR", help="where to write (default ./sweeps/NAME)")
-    s.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                   help="send the trials to this running Dask scheduler (default: start a local cluster)")
-    s.add_argument("--workers", type=int, metavar="N", help="local cluster worker processes (default: one per core)")
+    add_engine_options(s, "trials")
     s.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files (workers read it too)")
     s.add_argument("--print-spec", action="store_true", help="print the sweep as JSON and exit")
     s.add_argument("--quiet", "-q", action="store_true", help="print only the result (no progress bar)")
     s.set_defaults(run=run_sweep_command)
 
 
-def run_sweep_command(args: argparse.Namespace) -> int:
-    from ..runs.sweep import EXAMPLES, Sweep, format_measure, read_sweep_file, run_sweep
+def add_engine_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--scheduler and --workers: where the Dask tasks run (also on 'nndl experiment run')."""
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help=f"send the {what} to this running Dask scheduler ('dask scheduler'; its workers need "
+                        f"nndl installed)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help=f"run the {what} on a local Dask cluster of N worker processes (default for sweeps: "
+                        f"one per core)")
+
+
+def engine_from_args(args: argparse.Namespace) -> Any:
+    """An Engine (a context manager) when --scheduler or --workers asks for one, else a context giving None."""
+    import contextlib
+
+    from ..runs.engine import Engine
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: must be at least 1")
+    if args.scheduler is None and args.workers is None:
+        return contextlib.nullcontext(None)
+    return Engine(args.scheduler, args.workers)
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from ..runs.sweep import EXAMPLES, Sweep, format_measure, read_sweep_file, run_sweep
+
+    engine_from_args(args)  # checks --workers before anything starts
     values = EXAMPLES[args.example] if args.example else read_sweep_file(args.spec)
     sweep = Sweep.from_dict(values, f"example {args.example}" if args.example else args.spec)
     if args.print_spec:

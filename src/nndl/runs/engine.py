@@ -29,6 +29,8 @@ from .spec import RunSpec
 
 #: Seconds to wait for a scheduler's handshake before calling its address dead.
 HANDSHAKE_SECONDS = 3.0
+#: Seconds between refreshes of the progress bar while no task finishes.
+REFRESH_SECONDS = 1.0
 #: Datasets loaded by this worker process, kept for its next tasks (a task carries only a folder path).
 WORKER_CACHE = DataCache()
 
@@ -138,8 +140,8 @@ class Engine:
             self.client = Client(self.scheduler, timeout=HANDSHAKE_SECONDS)
         else:
             self.cluster = LocalCluster(n_workers=self.workers or os.cpu_count() or 1, threads_per_worker=1,
-                                        processes=True, dashboard_address=":0" if bokeh_available() else None,
-                                        silence_logs=logging.ERROR)
+                                        processes=True, dashboard_address=":0",  # any free port, never a clash
+                                        silence_logs=logging.CRITICAL)
             self.client = Client(self.cluster)
         return self
 
@@ -152,8 +154,10 @@ class Engine:
 
     @property
     def dashboard(self) -> str | None:
-        """The dashboard's address, when the scheduler serves one."""
-        return self.client.dashboard_link if self.cluster is None or bokeh_available() else None
+        """The dashboard's address, when the scheduler serves one (it needs bokeh)."""
+        if self.cluster is not None and not bokeh_available():
+            return None
+        return self.client.dashboard_link if "dashboard" in self.client.scheduler_info().get("services", {}) else None
 
     @property
     def n_workers(self) -> int:
@@ -167,27 +171,32 @@ class Engine:
         the error and the others go on. A progress bar on stderr counts done,
         running and left, with an estimate of the time to go.
         """
-        from distributed import as_completed
+        from distributed import wait
 
         futures = {self.client.submit(function, *args, key=f"{what}-{key}", retries=1, pure=False, **keywords):
                    (key, item) for key, (item, args) in tasks.items()}
         bar = self.progress_bar(len(futures), what)
+        pending = set(futures)
         try:
-            for future in as_completed(futures):
-                key, item = futures[future]
-                if future.status == "finished":
-                    outcome = Outcome(key, item, result=future.result())
-                else:
-                    outcome = Outcome(key, item, error=describe_error(future))
-                future.release()
+            while pending:
+                try:
+                    done, pending = wait(pending, timeout=REFRESH_SECONDS, return_when="FIRST_COMPLETED")
+                except TimeoutError:  # nothing finished yet: refresh the running count and the estimate
+                    done = set()
+                for future in done:
+                    key, item = futures[future]
+                    if future.status == "finished":
+                        yield Outcome(key, item, result=future.result())
+                    else:
+                        yield Outcome(key, item, error=describe_error(future))
+                    future.release()
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(self.running_text(len(futures) - bar.n), refresh=True)
-                yield outcome
+                    bar.update(len(done))
+                    bar.set_postfix_str(self.running_text(len(pending)), refresh=True)
         finally:
             if bar is not None:
                 bar.close()
-            self.client.cancel(list(futures))
+            self.client.cancel(list(pending))
 
     def running_text(self, unfinished: int) -> str:
         """'running 2, left 5' for the progress bar."""

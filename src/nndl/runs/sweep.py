@@ -21,6 +21,7 @@ chosen trial's test accuracy is measured once, at the end, from its saved model.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
@@ -324,9 +325,11 @@ def finished_trial(out: Path, trial: Trial) -> dict[str, Any] | None:
         return None
     try:
         record = read_json(path, "a trial record")
-        return record if record["fingerprint"] == trial.fingerprint else None
+        same = record["fingerprint"] == trial.fingerprint
     except (NndlError, KeyError, TypeError):
         return None
+    return {**record, "stage": trial.stage, "settings": trial.settings} if same else None  # a later stage may
+    # try the very run an earlier one did: it counts for both, under each stage's own settings
 
 
 def trial_record(trial: Trial, summary: dict[str, Any], measure: Measure) -> dict[str, Any]:
@@ -354,32 +357,32 @@ def run_sweep(sweep: Sweep, out: str | Path, *, scheduler: str | None = None, wo
     if sweep.base.get("source") is None:  # workers load the folder the client resolves
         sweep = sweep.with_base(source=str(resolve_data_dir(None)))
     started = time.perf_counter()
-    engine: Engine | None = None
     stages: list[StageResult] = []
-    ran = 0
     failed: list[dict[str, Any]] = []
-    try:
-        kept: dict[str, Any] = {}
+    kept: dict[str, Any] = {}
+    ran = 0
+    with contextlib.ExitStack() as cleanup:
+        engine: Engine | None = None
         for stage in sweep.stages:
             trials = sweep.trials(stage, kept)
             records = {t.fingerprint: finished_trial(out, t) for t in trials}
             todo = {t.fingerprint: (t, (t.spec.to_dict(),)) for t in trials if records[t.fingerprint] is None}
             log(f"Stage {stage.name}: {len(trials)} trials, {len(trials) - len(todo)} finished before, "
                 f"{len(todo)} to run")
-            if todo and engine is None:
-                engine = Engine(scheduler, workers, progress).__enter__()
+            if todo and engine is None:  # started only when something is left to run
+                engine = cleanup.enter_context(Engine(scheduler, workers, progress))
                 log(f"Dask: {engine.n_workers} workers" + (f", dashboard {engine.dashboard}" if engine.dashboard
                                                              else ""))
             for outcome in (engine.run(train_task, todo, what="trials", keep_best=str(sweep.measure))
-                            if todo else ()):
+                            if engine and todo else ()):
+                trial = outcome.item
                 if outcome.error is not None:
-                    failed.append({"fingerprint": outcome.key, "stage": stage.name, "settings": outcome.item.settings,
-                                   "seed": outcome.item.seed, "error": outcome.error})
-                    log(f"  trial {json.dumps(outcome.item.settings)} seed {outcome.item.seed} failed: "
-                        f"{outcome.error}")
+                    failed.append({"fingerprint": outcome.key, "stage": stage.name, "settings": trial.settings,
+                                   "seed": trial.seed, "error": outcome.error})
+                    log(f"  trial {json.dumps(trial.settings)} seed {trial.seed} failed: {outcome.error}")
                     continue
                 network = outcome.result.pop("network")
-                records[outcome.key] = trial_record(outcome.item, outcome.result, sweep.measure)
+                records[outcome.key] = trial_record(trial, outcome.result, sweep.measure)
                 save_model(network, model_path(out, outcome.key))  # the record, written last, marks it done
                 write_bytes_atomically(trial_path(out, outcome.key), json.dumps(records[outcome.key]).encode())
                 ran += 1
@@ -387,9 +390,6 @@ def run_sweep(sweep: Sweep, out: str | Path, *, scheduler: str | None = None, wo
             log(f"Stage {stage.name}: {result.reason}")
             stages.append(result)
             kept.update(result.choice)
-    finally:
-        if engine is not None:
-            engine.__exit__(None, None, None)
     final = stages[-1].chosen
     test = test_accuracy(out, final, sweep) if final else None
     results = {"sweep": sweep.name, "measure": str(sweep.measure), "seeds": list(sweep.seeds),
@@ -668,26 +668,31 @@ def sweep_report(sweep: Sweep, stages: list[StageResult], results: dict[str, Any
 
 # -- the built-in example --------------------------------------------------------------------
 
-#: Chapter 3's broad strategy on [784, 30, 10]: find the η threshold from the training cost of a few
-#: epochs on 10,000 images, then λ with η = threshold / 2, then the mini-batch size with both kept.
-BOOK_STRATEGY: dict[str, Any] = {
-    "name": "book-strategy",
-    "note": ("Chapter 3's broad strategy, as sweeps, on [784, 30, 10] with cross-entropy cost and N(0, 1/n_in) "
-             "weights. Stage eta: λ = 0, 5 epochs on the first 10,000 training images, η on a grid a factor of "
-             "about 2 apart; the threshold is the largest η whose training cost falls after every epoch, and "
-             "the sweep goes on with half of it, as the book suggests. Stage lambda: that η, 10 epochs on all "
-             "50,000 images, λ a factor of 10 apart around the book's 1.0 (and the book's 5.0). Stage mini-batch: "
-             "η and λ kept, 10 epochs. Runs are shorter than the book's 30 epochs to fit about 15 minutes on two "
-             "cores; the book's later refinements (re-tuning η after λ, early stopping for the epochs, η "
-             "schedules) are left out."),
-    "base": {"cost": "cross-entropy", "hidden": [30], "init": "normalized", "epochs": 10},
-    "seeds": [1, 2],
-    "stages": [
-        {"name": "eta", "base": {"train_size": 10_000, "epochs": 5},
-         "grid": {"eta": [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0]},
-         "choose": "eta-threshold"},
-        {"name": "lambda", "grid": {"lmbda": [0.0, 0.01, 0.1, 1.0, 5.0, 10.0, 100.0]}},
-        {"name": "mini-batch", "grid": {"mini_batch_size": [1, 5, 10, 20, 50, 100]}},
-    ],
-}
-EXAMPLES = {"book-strategy": BOOK_STRATEGY}
+def book_strategy(hidden: int) -> dict[str, Any]:
+    """Chapter 3's broad strategy as a staged sweep on [784, ``hidden``, 10]: the η threshold from the training
+    cost of a few epochs on 10,000 images, then λ with η = threshold / 2, then the mini-batch size."""
+    return {
+        "name": "book-strategy" if hidden == 30 else f"book-strategy-{hidden}",
+        "note": (f"Chapter 3's broad strategy, as sweeps, on [784, {hidden}, 10] with cross-entropy cost and "
+                 "N(0, 1/n_in) weights. Stage eta: λ = 0, 5 epochs on the first 10,000 training images, η on a "
+                 "grid about a factor of 2 apart; the threshold is the largest η whose training cost falls after "
+                 "every epoch (in every seed, and for every smaller η), and the sweep goes on with half of it, as "
+                 "the book suggests. Stage lambda: that η, 10 epochs on all 50,000 images, λ a factor of 10 apart "
+                 "around the book's 1.0 (and the book's 5.0). Stage mini-batch: η and λ kept, 10 epochs. The runs "
+                 "are shorter than the book's 30 epochs so the whole sweep fits about 15 minutes on two cores; the "
+                 "book's later refinements (re-tuning η after λ, early stopping to choose the epochs, η "
+                 "schedules) are left out."),
+        "base": {"cost": "cross-entropy", "hidden": [hidden], "init": "normalized", "epochs": 10},
+        "seeds": [1, 2],
+        "stages": [
+            {"name": "eta", "base": {"train_size": 10_000, "epochs": 5},
+             "grid": {"eta": [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0]},
+             "choose": "eta-threshold"},
+            {"name": "lambda", "grid": {"lmbda": [0.0, 0.01, 0.1, 1.0, 5.0, 10.0, 100.0]}},
+            {"name": "mini-batch", "grid": {"mini_batch_size": [1, 5, 10, 20, 50, 100]}},
+        ],
+    }
+
+
+BOOK_STRATEGY = book_strategy(30)
+EXAMPLES = {"book-strategy": BOOK_STRATEGY, "book-strategy-100": book_strategy(100)}
