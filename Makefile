@@ -14,7 +14,7 @@ endif
 
 $(BIN)/nndl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --editable '.[cli,augment,plots,test]'
+	$(BIN)/python -m pip install --quiet --editable '.[cli,augment,plots,test,sweep]'
 	touch $@
 
 setup: $(BIN)/nndl

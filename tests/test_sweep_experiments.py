@@ -10,7 +10,7 @@ from nndl.app.cli import main
 from nndl.runs.engine import Engine
 from nndl.runs.experiments import get_experiment, run_experiment
 
-NAMES = ("weight-init", "multiple-eta")
+NAMES = ("weight-init",)
 
 
 def numbers(folder: Path) -> dict[str, list[dict]]:

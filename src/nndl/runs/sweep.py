@@ -29,7 +29,6 @@ import json
 import math
 import statistics
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -41,7 +40,7 @@ from ..errors import ConfigError, NndlError
 from ..files.atomic import atomic_output, read_json, write_bytes_atomically
 from ..files.models import load_model, save_model
 from ..files.plots import plot_series, pyplot
-from ..metrics import Measure, Monitor, evaluate
+from ..metrics import History, Measure, Monitor, evaluate
 from .engine import Engine, train_task
 from .spec import FIELD_SECTION, RunSpec
 
@@ -289,6 +288,10 @@ def read_sweep_file(path: str | Path) -> Any:
     if path.suffix != ".toml":
         return read_json(path, "a JSON sweep", ConfigError)
     try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        raise ConfigError(f"{path}: TOML sweeps need Python 3.11 or later; write the sweep as JSON") from None
+    try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
@@ -334,15 +337,12 @@ def finished_trial(out: Path, trial: Trial) -> dict[str, Any] | None:
 
 def trial_record(trial: Trial, summary: dict[str, Any], measure: Measure) -> dict[str, Any]:
     """What the sweep keeps of a finished trial: its settings, measure, best epoch, wall time, worker, history."""
-    scored = [(r, measure.of(r)) for r in summary["history"] if measure.of(r) is not None]
-    best = None
-    for record, value in scored:
-        if best is None or measure.improves(value, best[1]):
-            best = (record, value)
+    best = History(summary["history"]).best(measure)
     return {"fingerprint": trial.fingerprint, "stage": trial.stage, "settings": trial.settings, "seed": trial.seed,
-            "measure": str(measure), "value": best[1] if best else None, "best_epoch": best[0]["epoch"] if best else None,
-            "epochs": len(summary["history"]), "seconds": summary["seconds"], "worker": summary.get("worker"),
-            "diverged": summary.get("diverged"), "summary": summary}
+            "measure": str(measure), "value": measure.of(best) if best else None,
+            "best_epoch": best["epoch"] if best else None, "epochs": len(summary["history"]),
+            "seconds": summary["seconds"], "worker": summary.get("worker"), "diverged": summary.get("diverged"),
+            "summary": summary}
 
 
 def run_sweep(sweep: Sweep, out: str | Path, *, scheduler: str | None = None, workers: int | None = None,
@@ -362,38 +362,30 @@ def run_sweep(sweep: Sweep, out: str | Path, *, scheduler: str | None = None, wo
     kept: dict[str, Any] = {}
     ran = 0
     with contextlib.ExitStack() as cleanup:
-        engine: Engine | None = None
+        engines: list[Engine] = []
+
+        def engine() -> Engine:  # started only when some trial is left to run
+            if not engines:
+                engines.append(cleanup.enter_context(Engine(scheduler, workers, progress)))
+                dashboard = engines[0].dashboard
+                log(f"Dask: {engines[0].n_workers} workers" + (f", dashboard {dashboard}" if dashboard else ""))
+            return engines[0]
+
         for stage in sweep.stages:
             trials = sweep.trials(stage, kept)
-            records = {t.fingerprint: finished_trial(out, t) for t in trials}
-            todo = {t.fingerprint: (t, (t.spec.to_dict(),)) for t in trials if records[t.fingerprint] is None}
-            log(f"Stage {stage.name}: {len(trials)} trials, {len(trials) - len(todo)} finished before, "
-                f"{len(todo)} to run")
-            if todo and engine is None:  # started only when something is left to run
-                engine = cleanup.enter_context(Engine(scheduler, workers, progress))
-                log(f"Dask: {engine.n_workers} workers" + (f", dashboard {engine.dashboard}" if engine.dashboard
-                                                             else ""))
-            for outcome in (engine.run(train_task, todo, what="trials", keep_best=str(sweep.measure))
-                            if engine and todo else ()):
-                trial = outcome.item
-                if outcome.error is not None:
-                    failed.append({"fingerprint": outcome.key, "stage": stage.name, "settings": trial.settings,
-                                   "seed": trial.seed, "error": outcome.error})
-                    log(f"  trial {json.dumps(trial.settings)} seed {trial.seed} failed: {outcome.error}")
-                    continue
-                network = outcome.result.pop("network")
-                records[outcome.key] = trial_record(trial, outcome.result, sweep.measure)
-                save_model(network, model_path(out, outcome.key))  # the record, written last, marks it done
-                write_bytes_atomically(trial_path(out, outcome.key), json.dumps(records[outcome.key]).encode())
-                ran += 1
-            result = decide(stage, [records[t.fingerprint] for t in trials if records[t.fingerprint]], sweep.measure)
+            records, errors, ran_now = run_trials(trials, out, sweep.measure, engine, log)
+            ran += ran_now
+            failed += [{"fingerprint": t.fingerprint, "stage": stage.name, "settings": t.settings, "seed": t.seed,
+                        "error": errors[t.fingerprint]} for t in trials if t.fingerprint in errors]
+            result = decide(stage, [records[t.fingerprint] for t in trials if t.fingerprint in records],
+                            sweep.measure)
             log(f"Stage {stage.name}: {result.reason}")
             stages.append(result)
             kept.update(result.choice)
     final = stages[-1].chosen
-    test = test_accuracy(out, final, sweep) if final else None
     results = {"sweep": sweep.name, "measure": str(sweep.measure), "seeds": list(sweep.seeds),
-               "kept": kept, "chosen": final and summary_row(final, sweep.measure), "test_accuracy": test,
+               "kept": kept, "chosen": final and summary_row(final, sweep.measure),
+               "test_accuracy": chosen_test_accuracy(out, final) if final else None,
                "stages": [{"name": s.stage.name, "rule": s.stage.choose, "searched": list(s.stage.searched),
                            "choice": s.choice, "reason": s.reason, "groups": s.groups} for s in stages],
                "trials": [summary_row(r, sweep.measure) for s in stages for r in s.records],
@@ -402,7 +394,33 @@ def run_sweep(sweep: Sweep, out: str | Path, *, scheduler: str | None = None, wo
     return results
 
 
-def test_accuracy(out: Path, chosen: dict[str, Any], sweep: Sweep) -> float:
+def run_trials(trials: list[Trial], out: Path, measure: Measure, engine: Callable[[], Engine],
+               log: Callable[[str], None]) -> tuple[dict[str, dict[str, Any]], dict[str, str], int]:
+    """The records of ``trials``, the errors of those that failed, and how many ran now.
+
+    Finished trials are read from ``out``; the others run on ``engine()``, and
+    each is saved (model, then record) the moment it arrives.
+    """
+    records = {t.fingerprint: r for t in trials if (r := finished_trial(out, t)) is not None}
+    todo = {t.fingerprint: (t, (t.spec.to_dict(),)) for t in trials if t.fingerprint not in records}
+    log(f"Stage {trials[0].stage}: {len(trials)} trials, {len(trials) - len(todo)} finished before, "
+        f"{len(todo)} to run")
+    errors: dict[str, str] = {}
+    for outcome in engine().run(train_task, todo, what="trials", keep_best=str(measure)) if todo else ():
+        trial = outcome.item
+        if outcome.error is not None:
+            errors[outcome.key] = outcome.error
+            log(f"  trial {json.dumps(trial.settings)} seed {trial.seed} failed: {outcome.error}")
+            continue
+        network = outcome.result.pop("network")
+        record = trial_record(trial, outcome.result, measure)
+        save_model(network, model_path(out, outcome.key))  # the record, written last, marks it done
+        write_bytes_atomically(trial_path(out, outcome.key), json.dumps(record).encode())
+        records[outcome.key] = record
+    return records, errors, len(todo) - len(errors)
+
+
+def chosen_test_accuracy(out: Path, chosen: dict[str, Any]) -> float:
     """The chosen trial's test accuracy: its saved model (best epoch by the measure) scored once, here."""
     network = load_model(model_path(out, chosen["fingerprint"]))
     spec = RunSpec.from_dict(chosen["summary"]["spec"])
