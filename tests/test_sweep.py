@@ -23,7 +23,7 @@ import pytest
 from conftest import REPO, write_fake_mnist
 from nndl.app.cli import main
 from nndl.errors import ConfigError
-from nndl.runs.engine import probe_scheduler
+from nndl.runs.engine import Engine, probe_scheduler
 from nndl.runs.sweep import EXAMPLES, Sweep, eta_threshold, read_sweep_file, run_sweep
 
 TINY = {"name": "tiny", "base": {"hidden": [6], "epochs": 3, "cost": "cross-entropy", "init": "normalized"},
@@ -252,3 +252,22 @@ def test_an_address_where_nothing_listens_is_refused_at_once():
         probe_scheduler(f"tcp://127.0.0.1:{port}")
     with pytest.raises(ConfigError, match="tcp://HOST:PORT"):
         probe_scheduler("http://somewhere")
+
+
+def test_a_task_that_raises_is_tried_twice_then_reported_while_the_others_finish(tmp_path):
+    def attempt(folder: str, fails: int) -> str:
+        tries = len(list(Path(folder).iterdir()))
+        (Path(folder) / f"try{tries}").touch()
+        if tries < fails:
+            raise ValueError(f"failure {tries + 1}")
+        return "done"
+
+    folders = {name: tmp_path / name for name in ("once", "always")}
+    for folder in folders.values():
+        folder.mkdir()
+    with Engine(workers=1, progress=False) as engine:
+        outcomes = {o.key: o for o in engine.run(attempt, {"once": (None, (str(folders["once"]), 1)),
+                                                           "always": (None, (str(folders["always"]), 99))})}
+    assert outcomes["once"].result == "done" and outcomes["once"].error is None
+    assert outcomes["always"].error.startswith("ValueError: failure 2")
+    assert len(list(folders["always"].iterdir())) == 2  # the first try and one retry
