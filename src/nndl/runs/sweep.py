@@ -467,6 +467,8 @@ def decide(stage: Stage, records: list[dict[str, Any]], measure: Measure) -> Sta
     by_fingerprint = {r["fingerprint"]: r for r in records}
     if stage.choose == "eta-threshold":
         choice, reason = eta_threshold(records)
+        for group in groups:
+            group["training_cost_falls"] = all(cost_falls(r) for r in records if r["settings"] == group["settings"])
     else:
         choice = groups[0]["settings"]
         reason = (f"best mean {measure} {format_measure(groups[0]['mean'], measure)} over "
@@ -573,13 +575,17 @@ def stage_figures(result: StageResult, sweep: Sweep, out: Path) -> list[str]:
                  for label, history in curves.items()}, out / name, f"{measure}, the best {len(curves)}",
                 "epoch", ylabel(measure))
     files.append(name)
+    if "mini_batch_size" in stage.searched:  # the book picks m by how fast accuracy rises in wall-clock time
+        name = f"{stage.name}-against-time.png"
+        every = {describe(g["settings"]): by_fingerprint[g["best_trial"]]["summary"]["history"] for g in result.groups}
+        plot_series({label: (list(itertools.accumulate(r["seconds"] for r in history)),
+                             [scale(measure) * (measure.of(r) or math.nan) for r in history])
+                     for label, history in every.items()}, out / name,
+                    f"{measure} against training time (best seed of each)", "seconds of training", ylabel(measure))
+        files.append(name)
     if stage.choose == "eta-threshold":
         name = f"{stage.name}-training-cost.png"
-        cost = Measure("training", "cost")
-        first_seed = [r for r in result.records if r["seed"] == sweep.seeds[0]]
-        plot_series({describe(r["settings"]): ([h["epoch"] for h in r["summary"]["history"]],
-                                               [cost.of(h) for h in r["summary"]["history"]]) for r in first_seed},
-                    out / name, "Training cost per epoch for each η", "epoch", "training cost")
+        plot_training_cost([r for r in result.records if r["seed"] == sweep.seeds[0]], out / name)
         files.append(name)
     return files
 
@@ -608,7 +614,7 @@ def plot_measure_by_setting(records: list[dict[str, Any]], setting: str, measure
         means.setdefault(x, []).append(y)
     if len(means) < len(points):  # repeated values (seeds, a grid): show their mean
         xs = sorted(means)
-        axes.plot(xs, [statistics.mean(means[x]) for x in xs], marker="o", label="mean over trials")
+        axes.plot(xs, [statistics.mean(means[x]) for x in xs], marker="o", label="mean over seeds")
     if numeric and min(values) > 0 and max(values) / min(values) >= 20:
         axes.set_xscale("log")
     if not numeric:
@@ -616,6 +622,24 @@ def plot_measure_by_setting(records: list[dict[str, Any]], setting: str, measure
     axes.set(title=title, xlabel=setting, ylabel=ylabel(measure))
     axes.grid(True, alpha=0.3)
     axes.legend()
+    save_figure(plt, figure, path)
+
+
+def plot_training_cost(records: list[dict[str, Any]], path: Path) -> None:
+    """The training cost per epoch of each trial (the η threshold's evidence), on a log scale: it spans decades."""
+    plt = pyplot()
+    cost = Measure("training", "cost")
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(records)))
+    for record, colour in zip(records, colours):
+        history = record["summary"]["history"]
+        style = "-" if cost_falls(record) else "--"
+        axes.plot([h["epoch"] for h in history], [cost.of(h) for h in history], style, color=colour, marker="o",
+                  markersize=3, label=describe(record["settings"]) + ("" if style == "-" else " (does not fall)"))
+    axes.set_yscale("log")
+    axes.set(title="Training cost per epoch for each η", xlabel="epoch", ylabel="training cost (log scale)")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=7, ncol=2)
     save_figure(plt, figure, path)
 
 
@@ -661,8 +685,10 @@ def sweep_report(sweep: Sweep, stages: list[StageResult], results: dict[str, Any
         lines += [sweep.note, ""]
     lines += [f"Ranked by the **{measure}** (every trial scored on the validation data; the test set is used "
               f"once, on the chosen run). Seeds: {', '.join(map(str, sweep.seeds))}. "
-              f"{len(results['trials'])} trials finished, {len(results['failed'])} failed; "
-              f"{results['ran']} run by this invocation in {results['seconds']:.0f} s.", "",
+              f"{len(results['trials'])} trials finished, {len(results['failed'])} failed; their training took "
+              f"{sum(t['seconds'] for t in results['trials']) / 60:.1f} minutes in all (on workers sharing the "
+              f"cores); {results['ran']} were run by the last invocation, in {results['seconds']:.0f} s.", "",
+              f"Base run: {describe({k: v for k, v in sweep.base.items() if k != 'source'})}.", "",
               f"**Best setting:** {describe(results['kept'])}: {measure} "
               f"{format_measure(chosen[str(measure)], measure)} (seed {chosen['seed']}, epoch {chosen['best_epoch']}); "
               f"**test accuracy {100 * results['test_accuracy']:.2f}%** (that run's best-epoch weights).", ""]
@@ -670,12 +696,17 @@ def sweep_report(sweep: Sweep, stages: list[StageResult], results: dict[str, Any
         lines += [f"## Stage {result.stage.name}", "",
                   f"Searched: {', '.join(result.stage.searched)}. Rule: {result.stage.choose}. "
                   f"Base of this stage: {describe(result.stage.base) or 'the sweep base'}.", "",
-                  f"Choice: {result.reason}.", "",
-                  f"| rank | setting | mean {measure} | per seed | best epoch |", "|---|---|---|---|---|"]
-        for rank, group in enumerate(result.groups, 1):
+                  f"Choice: {result.reason}.", ""]
+        threshold = result.stage.choose == "eta-threshold"
+        groups = sorted(result.groups, key=lambda g: g["settings"]["eta"]) if threshold else result.groups
+        extra = " training cost falls every epoch |" if threshold else ""
+        lines += [f"| {'η order' if threshold else 'rank'} | setting | mean {measure} | per seed | best epoch |{extra}",
+                  "|---|---|---|---|---|" + ("---|" if threshold else "")]
+        for rank, group in enumerate(groups, 1):
             per_seed = " / ".join(format_measure(v, measure) for v in group["values"])
+            falls = f" {'yes' if group['training_cost_falls'] else 'no'} |" if threshold else ""
             lines.append(f"| {rank} | {describe(group['settings'])} | {format_measure(group['mean'], measure)} | "
-                         f"{per_seed} | {group['best_epoch']} |")
+                         f"{per_seed} | {group['best_epoch']} |{falls}")
         lines.append("")
         lines += [f"![{name}]({name})" for name in figures[result.stage.name]] + [""]
     if results["failed"]:
