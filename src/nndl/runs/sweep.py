@@ -660,7 +660,9 @@ def plot_heat_map(groups: list[dict[str, Any]], measure: Measure, path: Path) ->
                         aspect="auto")
     for (i, j), value in np.ndenumerate(grid):
         if not np.isnan(value):
-            axes.text(j, i, f"{value:.4g}", ha="center", va="center", color="white", fontsize=8)
+            red, green, blue, _ = image.cmap(image.norm(value))
+            light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5  # dark text on light cells
+            axes.text(j, i, f"{value:.4g}", ha="center", va="center", color="black" if light else "white", fontsize=9)
     axes.set_xticks(range(len(etas)), [f"{e:g}" for e in etas])
     axes.set_yticks(range(len(lmbdas)), [f"{l:g}" for l in lmbdas])
     axes.set(title=f"Mean {measure} for each η and λ", xlabel="η", ylabel="λ")
