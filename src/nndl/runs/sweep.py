@@ -612,9 +612,9 @@ def plot_measure_by_setting(records: list[dict[str, Any]], setting: str, measure
     means: dict[Any, list[float]] = {}
     for x, y in points:
         means.setdefault(x, []).append(y)
-    if len(means) < len(points):  # repeated values (seeds, a grid): show their mean
+    if len(means) < len(points):  # repeated values (seeds, a grid, a choice): show their mean
         xs = sorted(means)
-        axes.plot(xs, [statistics.mean(means[x]) for x in xs], marker="o", label="mean over seeds")
+        axes.plot(xs, [statistics.mean(means[x]) for x in xs], marker="o", label="mean at each value")
     if numeric and min(values) > 0 and max(values) / min(values) >= 20:
         axes.set_xscale("log")
     if not numeric:
