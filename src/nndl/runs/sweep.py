@@ -607,7 +607,8 @@ def plot_measure_by_setting(records: list[dict[str, Any]], setting: str, measure
     labels = sorted({format_value(v) for v in values}, key=lambda t: [format_value(v) for v in values].index(t))
     position = (lambda v: v) if numeric else (lambda v: labels.index(format_value(v)))
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
-    points = [(position(r["settings"][setting]), scale(measure) * r["value"]) for r in records if r["value"] is not None]
+    points = [(position(r["settings"][setting]), scale(measure) * r["value"])
+              for r in records if r["value"] is not None]
     axes.scatter([p[0] for p in points], [p[1] for p in points], s=18, alpha=0.6, label="each trial")
     means: dict[Any, list[float]] = {}
     for x, y in points:
@@ -682,6 +683,8 @@ def sweep_report(sweep: Sweep, stages: list[StageResult], results: dict[str, Any
     """The Markdown report: what was searched, each stage's ranking and choice, the best setting's test accuracy."""
     measure = sweep.measure
     chosen = results["chosen"]
+    invocation = (f"this invocation ran {results['ran']} of them in {results['seconds']:.0f} s." if results["ran"]
+                  else "all had finished before this invocation, which wrote the results.")
     lines = [f"# Sweep: {sweep.name}", ""]
     if sweep.note:
         lines += [sweep.note, ""]
@@ -689,7 +692,7 @@ def sweep_report(sweep: Sweep, stages: list[StageResult], results: dict[str, Any
               f"once, on the chosen run). Seeds: {', '.join(map(str, sweep.seeds))}. "
               f"{len(results['trials'])} trials finished, {len(results['failed'])} failed; their training took "
               f"{sum(t['seconds'] for t in results['trials']) / 60:.1f} minutes in all (on workers sharing the "
-              f"cores); {results['ran']} were run by the last invocation, in {results['seconds']:.0f} s.", "",
+              f"cores); {invocation}", "",
               f"Base run: {describe({k: v for k, v in sweep.base.items() if k != 'source'})}.", "",
               f"**Best setting:** {describe(results['kept'])}: {measure} "
               f"{format_measure(chosen[str(measure)], measure)} (seed {chosen['seed']}, epoch {chosen['best_epoch']}); "
@@ -702,7 +705,8 @@ def sweep_report(sweep: Sweep, stages: list[StageResult], results: dict[str, Any
         threshold = result.stage.choose == "eta-threshold"
         groups = sorted(result.groups, key=lambda g: g["settings"]["eta"]) if threshold else result.groups
         extra = " training cost falls every epoch |" if threshold else ""
-        lines += [f"| {'η order' if threshold else 'rank'} | setting | mean {measure} | per seed | best epoch |{extra}",
+        first = "η order" if threshold else "rank"
+        lines += [f"| {first} | setting | mean {measure} | per seed | best epoch |{extra}",
                   "|---|---|---|---|---|" + ("---|" if threshold else "")]
         for rank, group in enumerate(groups, 1):
             per_seed = " / ".join(format_measure(v, measure) for v in group["values"])
