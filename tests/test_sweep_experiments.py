@@ -7,10 +7,9 @@ from pathlib import Path
 
 from conftest import write_fake_mnist
 from nndl.app.cli import main
-from nndl.runs.engine import Engine
 from nndl.runs.experiments import get_experiment, run_experiment
 
-NAMES = ("weight-init",)
+NAMES = ("weight-init", "multiple-eta")
 
 
 def numbers(folder: Path) -> dict[str, list[dict]]:
@@ -25,22 +24,17 @@ def numbers(folder: Path) -> dict[str, list[dict]]:
     return runs
 
 
-def test_experiments_on_two_workers_give_the_numbers_of_a_one_process_run(tmp_path):
+def test_the_whole_table_on_two_workers_gives_the_numbers_of_a_one_process_run(tmp_path, capsys):
     data = write_fake_mnist(tmp_path / "mnist", n_train=11_000, side=8)
+    assert main(["experiment", "run", "--all", "--quick", "--seeds", "1", "--workers", "2", "--data", str(data),
+                 "--out", str(tmp_path / "dask")]) == 0
+    assert "Wrote" in capsys.readouterr().out and (tmp_path / "dask" / "report.md").is_file()
     for name in NAMES:
-        run_experiment(get_experiment(name), tmp_path / "alone", seeds=2, quick=True, data_dir=str(data),
+        run_experiment(get_experiment(name), tmp_path / "alone", seeds=1, quick=True, data_dir=str(data),
                        log=lambda m: None)
-    with Engine(workers=2, progress=False) as engine:
-        for name in NAMES:
-            run_experiment(get_experiment(name), tmp_path / "dask", seeds=2, quick=True, data_dir=str(data),
-                           log=lambda m: None, engine=engine)
-    for name in NAMES:
-        parallel = numbers(tmp_path / "dask" / name)
-        assert parallel == numbers(tmp_path / "alone" / name)
-        workers = {json.loads(p.read_text())["worker"] for p in (tmp_path / "dask" / name).glob("history-*.json")}
-        assert len(workers) == 2  # trained on the cluster, by both workers
-    report = (tmp_path / "dask" / "weight-init" / "report.md").read_text()
-    assert "[784, 30, 10] N(0, 1)" in report and "nndl" in report
+        assert numbers(tmp_path / "dask" / name) == numbers(tmp_path / "alone" / name)
+    workers = {json.loads(p.read_text())["worker"] for p in (tmp_path / "dask").glob("*/history-*.json")}
+    assert len(workers) == 2  # trained on the cluster, by both workers
 
 
 def test_experiment_run_rejects_a_bad_worker_count_in_one_line(tmp_path, capsys):
