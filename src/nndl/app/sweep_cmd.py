@@ -48,17 +48,22 @@ def engine_from_args(args: argparse.Namespace) -> Any:
 
     from ..runs.engine import Engine
 
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers {args.workers}: must be at least 1")
-    if args.scheduler is None and args.workers is None:
+    if args.scheduler is None and checked_workers(args) is None:
         return contextlib.nullcontext(None)
     return Engine(args.scheduler, args.workers)
+
+
+def checked_workers(args: argparse.Namespace) -> int | None:
+    """--workers, refused below 1 before anything starts."""
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: must be at least 1")
+    return args.workers
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     from ..runs.sweep import EXAMPLES, Sweep, format_measure, read_sweep_file, run_sweep
 
-    engine_from_args(args)  # checks --workers before anything starts
+    workers = checked_workers(args)
     values = EXAMPLES[args.example] if args.example else read_sweep_file(args.spec)
     sweep = Sweep.from_dict(values, f"example {args.example}" if args.example else args.spec)
     if args.print_spec:
@@ -68,7 +73,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         sweep = sweep.with_base(source=str(Path(args.data).resolve()))
     out = Path(args.out or Path("sweeps") / sweep.name)
     log = (lambda message: None) if args.quiet else (lambda message: print(message, flush=True))
-    results = run_sweep(sweep, out, scheduler=args.scheduler, workers=args.workers, progress=not args.quiet, log=log)
+    results = run_sweep(sweep, out, scheduler=args.scheduler, workers=workers, progress=not args.quiet, log=log)
     chosen = results["chosen"]
     print(f"Best: {', '.join(f'{k} = {v}' for k, v in results['kept'].items())}: {sweep.measure} "
           f"{format_measure(chosen[str(sweep.measure)], sweep.measure)} (seed {chosen['seed']}), test accuracy "
