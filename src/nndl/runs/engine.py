@@ -130,15 +130,19 @@ class Engine:
         self.scheduler, self.workers, self.progress = scheduler, workers, progress
         self.client: Any = None
         self.cluster: Any = None
+        self.settings: Any = None  # Dask configuration changed while the local cluster runs
 
     def __enter__(self) -> "Engine":
         require_dask()
+        import dask
         from distributed import Client, LocalCluster
 
         if self.scheduler:
             probe_scheduler(self.scheduler)
             self.client = Client(self.scheduler, timeout=HANDSHAKE_SECONDS)
-        else:
+        else:  # Dask's nanny sets MALLOC_TRIM_THRESHOLD_, which makes every weight-sized array a fresh mmap:
+            # training then spends as long in page faults as in arithmetic (bench_sweep.py), so leave it unset
+            self.settings = dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
             self.cluster = LocalCluster(n_workers=self.workers or os.cpu_count() or 1, threads_per_worker=1,
                                         processes=True, dashboard_address=":0",  # any free port, never a clash
                                         silence_logs=logging.CRITICAL)
@@ -150,7 +154,9 @@ class Engine:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
-        self.client = self.cluster = None
+        if self.settings is not None:
+            self.settings.__exit__(None, None, None)
+        self.client = self.cluster = self.settings = None
 
     @property
     def dashboard(self) -> str | None:
