@@ -209,9 +209,10 @@ def test_a_sweep_sent_to_a_running_scheduler_completes_when_a_worker_dies_mid_sw
     killed = {}
 
     def kill_after_the_first_trial() -> None:
-        while not list((out / "trials").glob("*.json")) if out.exists() else True:
+        trials = out / "trials"
+        while not (trials.is_dir() and any(trials.glob("*.json"))):
             time.sleep(0.01)
-        killed["finished"] = len(list((out / "trials").glob("*.json")))
+        killed["finished"] = len(list(trials.glob("*.json")))
         doomed.send_signal(signal.SIGKILL)
 
     killer = threading.Thread(target=kill_after_the_first_trial, daemon=True)
