@@ -14,7 +14,7 @@ endif
 
 $(BIN)/nndl: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --editable '.[cli,augment,plots,web,test]'
+	$(BIN)/python -m pip install --quiet --editable '.[cli,augment,plots,web,sweep,test]'
 	touch $@
 
 setup: $(BIN)/nndl

@@ -34,7 +34,7 @@ from ..runs.runner import RunResult, run_spec
 from ..runs.spec import SECTIONS, RunSpec
 from ..settings import check_value
 from ..training import check_data_fits
-from . import inspect, predict, web
+from . import inspect, predict, sweep_cmd, web
 from .reporting import Announce, EpochPrinter, ProgressBar, StopOnSignal, plural, strict_json
 
 
@@ -253,6 +253,7 @@ def build_parser() -> Parser:
     er.add_argument("--include-long", action="store_true", help="with --all, include the long runs (elastic)")
     er.add_argument("--out", default="experiments", metavar="DIR", help="where to write (default ./experiments)")
     er.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
+    sweep_cmd.add_engine_options(er, "runs (each experiment × run × seed one task)")
     er.set_defaults(run=run_experiment_command)
 
     pl = commands.add_parser("plot", help="redraw the learning curves of a saved training history",
@@ -285,6 +286,7 @@ def build_parser() -> Parser:
     predict.register(commands)
     inspect.register(commands)
     web.register(commands)
+    sweep_cmd.register(commands)
     return parser
 
 
@@ -439,12 +441,16 @@ def run_experiment_list(args: argparse.Namespace) -> int:
 
 def run_experiment_command(args: argparse.Namespace) -> int:
     seeds = args.seeds or (1 if args.quick else 3)
+    experiment = None if args.all else get_experiment(args.name)
     check_output_folder(args.out, "--out")
-    if args.all:
-        path = run_all(args.out, seeds=seeds, quick=args.quick, data_dir=args.data, include_long=args.include_long)
-        print(f"Wrote {path}")
-        return 0
-    outcome = run_experiment(get_experiment(args.name), args.out, seeds=seeds, quick=args.quick, data_dir=args.data)
+    with sweep_cmd.engine_from_args(args) as engine:
+        if args.all:
+            path = run_all(args.out, seeds=seeds, quick=args.quick, data_dir=args.data,
+                           include_long=args.include_long, engine=engine)
+            print(f"Wrote {path}")
+            return 0
+        outcome = run_experiment(experiment, args.out, seeds=seeds, quick=args.quick, data_dir=args.data,
+                                 engine=engine)
     print(f"Wrote {Path(args.out) / args.name / 'report.md'} ({outcome['seconds']:.0f} s)")
     return 0
 

@@ -21,7 +21,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import ConfigError
 from ..files.atomic import read_json, write_bytes_atomically
@@ -305,11 +305,13 @@ def slug(text: str) -> str:
 
 def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 3, quick: bool = False,
                    data_dir: str | None = None, log: Callable[[str], None] = print,
-                   cache: DataCache | None = None) -> dict[str, Any]:
+                   cache: DataCache | None = None, engine: Any = None) -> dict[str, Any]:
     """Run every run of ``experiment`` for seeds 1…``seeds``; write histories, figures and report.md.
 
     A run whose history file already holds the same specification is not run
-    again, so an interrupted experiment continues where it stopped.
+    again, so an interrupted experiment continues where it stopped. With
+    ``engine`` (an entered :class:`nndl.runs.engine.Engine`) the runs are trained
+    as parallel tasks on its Dask cluster.
     """
     out = Path(out_dir) / experiment.name
     check_same_form(out, quick)
@@ -317,24 +319,21 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
     cache = cache or DataCache()
     results: dict[str, list[dict[str, Any]]] = {}
     started = time.perf_counter()
-    for label, spec in experiment.specs(quick).items():
-        if data_dir is not None:
-            spec = spec.replace(source=str(data_dir))
-        for seed in range(1, seeds + 1):
-            seeded = spec.replace(seed=seed)
-            path = out / f"history-{slug(label)}-seed{seed}.json"
-            summary = finished_run(path, seeded)
-            if summary is None:
-                result = run_spec(seeded, cache=cache)
-                summary = {**result.summary, "run": label, "quick": quick,
-                           "kept": kept_scores(result.network, cache.get(seeded.data))}
-                write_bytes_atomically(path, json.dumps(summary).encode())
-                how = f"({summary['seconds']:.1f} s)"
-            else:
-                how = "(finished before, not rerun)"
-            results.setdefault(label, []).append(summary)
-            log(f"{experiment.name}: {label}, seed {seed}: best {summary['best']['measure']} "
-                f"{100 * summary['best']['accuracy']:.2f}% {how}")
+    if engine is not None:  # train the unfinished runs as parallel tasks; the loop below reads their files
+        train_on_engine(engine, [experiment], out_dir, seeds=seeds, quick=quick, data_dir=data_dir, log=log)
+    for label, seed, seeded, path in planned_runs(experiment, out, seeds, quick, data_dir):
+        summary = finished_run(path, seeded)
+        if summary is None:
+            result = run_spec(seeded, cache=cache)
+            summary = {**result.summary, "run": label, "quick": quick,
+                       "kept": kept_scores(result.network, cache.get(seeded.data))}
+            write_bytes_atomically(path, json.dumps(summary).encode())
+            how = f"({summary['seconds']:.1f} s)"
+        else:
+            how = "(finished before, not rerun)" if engine is None else f"({summary['seconds']:.1f} s on a worker)"
+        results.setdefault(label, []).append(summary)
+        log(f"{experiment.name}: {label}, seed {seed}: best {summary['best']['measure']} "
+            f"{100 * summary['best']['accuracy']:.2f}% {how}")
     figures = [draw_figure(experiment, figure, results, out) for figure in experiment.figures]
     outcome = {"experiment": experiment.name, "quick": quick, "seeds": seeds,
                "seconds": time.perf_counter() - started, "rows": report_rows(experiment, results),
@@ -342,6 +341,37 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
     write_bytes_atomically(out / "report.md", experiment_report(experiment, outcome).encode("utf-8"))
     write_bytes_atomically(out / "results.json", json.dumps(outcome).encode("utf-8"))
     return outcome
+
+
+def planned_runs(experiment: Experiment, out: Path, seeds: int, quick: bool,
+                 data_dir: str | None) -> Iterator[tuple[str, int, RunSpec, Path]]:
+    """Every (run label, seed, specification, history file) of an experiment, in the report's order."""
+    for label, spec in experiment.specs(quick).items():
+        if data_dir is not None:
+            spec = spec.replace(source=str(data_dir))
+        for seed in range(1, seeds + 1):
+            yield label, seed, spec.replace(seed=seed), out / f"history-{slug(label)}-seed{seed}.json"
+
+
+def train_on_engine(engine: Any, experiments: list[Experiment], out_dir: str | Path, *, seeds: int, quick: bool,
+                    data_dir: str | None, log: Callable[[str], None] = print) -> None:
+    """Train every unfinished (experiment, run, seed) as one task on a Dask engine (nndl.runs.engine),
+    writing each history file as its run finishes; a run's seed decides its numbers, wherever it runs."""
+    from .engine import train_task
+
+    tasks = {}
+    for experiment in experiments:
+        out = Path(out_dir) / experiment.name
+        check_same_form(out, quick)
+        for label, seed, seeded, path in planned_runs(experiment, out, seeds, quick, data_dir):
+            if finished_run(path, seeded) is None:
+                tasks[f"{experiment.name}-{slug(label)}-seed{seed}"] = ((label, path), (seeded.to_dict(),))
+    for outcome in engine.run(train_task, tasks, what="runs", score_kept=True):
+        label, path = outcome.item
+        if outcome.error is not None:  # the report's loop trains it again in this process, or fails there
+            log(f"{outcome.key}: failed on the cluster: {outcome.error}")
+            continue
+        write_bytes_atomically(path, json.dumps({**outcome.result, "run": label, "quick": quick}).encode())
 
 
 def finished_run(path: Path, spec: RunSpec) -> dict[str, Any] | None:
@@ -476,16 +506,20 @@ def experiment_report(experiment: Experiment, outcome: dict[str, Any], figure_di
 
 
 def run_all(out_dir: str | Path, *, seeds: int = 3, quick: bool = False, data_dir: str | None = None,
-            include_long: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Run every experiment (the long ones only if asked) and write one report.md for them all."""
+            include_long: bool = False, log: Callable[[str], None] = print, engine: Any = None) -> Path:
+    """Run every experiment (the long ones only if asked) and write one report.md for them all.
+
+    With ``engine`` every (experiment, run, seed) is one task on its Dask cluster, all sent at once.
+    """
     cache = DataCache()
     started = time.perf_counter()
     sections = []
-    for experiment in EXPERIMENTS.values():
-        if experiment.long and not include_long:
-            continue
+    chosen = [e for e in EXPERIMENTS.values() if include_long or not e.long]
+    if engine is not None:
+        train_on_engine(engine, chosen, out_dir, seeds=seeds, quick=quick, data_dir=data_dir, log=log)
+    for experiment in chosen:
         outcome = run_experiment(experiment, out_dir, seeds=seeds, quick=quick, data_dir=data_dir, log=log,
-                                 cache=cache)
+                                 cache=cache, engine=engine)
         sections.append(experiment_report(experiment, outcome, figure_dir=f"{experiment.name}/"))
     total = time.perf_counter() - started
     header = [f"# nndl: the book's experiments, {'quick form' if quick else 'full runs'}", "",
