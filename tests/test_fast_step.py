@@ -156,3 +156,13 @@ def test_training_gives_the_weights_of_a_plain_allocating_loop(settings, dropout
             optimizer.step(plain, *plain.backprop(x, y, masks), len(chosen), masks)
     for got, want in zip(trained.parameters(), plain.parameters()):
         np.testing.assert_array_equal(got, want)
+
+
+def test_new_gradients_keep_the_precision_of_more_precise_inputs():
+    net = Network([5, 4, 3], seed=0, dtype="float32")
+    x, y = batch(net, np.random.default_rng(0), 3)  # float64
+    for nabla in net.backprop(x, y) + net.backprop_per_example(x, y):
+        assert all(a.dtype == np.float64 for a in nabla)
+    wide = Network([5, 4, 3], seed=0, dtype="float64")
+    wide.weights, wide.biases = [w.astype(np.float64) for w in net.weights], [b.astype(np.float64) for b in net.biases]
+    assert_gradients_equal(net.backprop(x, y), wide.backprop(x, y), exact=True)
