@@ -21,8 +21,9 @@ The contenders on [784, 30, 10], sigmoid neurons, quadratic cost, η = 3:
 - PyTorch: the same network and SGD with CPU autograd (``pip install
   torch``); a cross-check, never a dependency. Its images are floats already.
 - floor: the matrix products of one step alone (forward z^l, BP2's (w^(l+1))ᵀ δ
-  and BP4's δ aᵀ: five for two layers), in the layouts nndl uses. Any
-  implementation of this algorithm pays at least this.
+  and BP4's δ aᵀ: five for two layers), in the layouts nndl uses, each one
+  ``np.dot`` into an existing array. Any implementation of this algorithm
+  pays at least this.
 """
 
 from __future__ import annotations
@@ -188,11 +189,11 @@ def floor_timer(data: Dataset, sizes: list[int], dtype: str, m: int, threads: in
             for _ in range(steps):
                 a = x
                 for w, z in zip(weights, zs):
-                    a = np.matmul(w, a, out=z)  # w^l a^(l−1)
+                    a = np.dot(w, a, out=z)  # w^l a^(l−1)
                 for l in range(last, -1, -1):
                     if l < last:
-                        np.matmul(weights[l + 1].T, deltas[l + 1], out=deltas[l])  # (w^(l+1))ᵀ δ^(l+1)
-                    np.matmul(deltas[l], (zs[l - 1] if l else x).T, out=nabla_w[l])  # δ^l (a^(l−1))ᵀ
+                        np.dot(weights[l + 1].T, deltas[l + 1], out=deltas[l])  # (w^(l+1))ᵀ δ^(l+1)
+                    np.dot(deltas[l], (zs[l - 1] if l else x).T, out=nabla_w[l])  # δ^l (a^(l−1))ᵀ
             return (time.perf_counter() - started) * EPOCH / (steps * m)
 
     return timed

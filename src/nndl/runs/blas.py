@@ -5,11 +5,11 @@ second. A multi-threaded BLAS splits each product across cores, and on a small
 or busy machine the threads spend more time waiting for each other than
 computing: training can be 5-50x slower. nndl therefore runs training with one
 BLAS thread by default, whatever the layer sizes: on the 2-core machines nndl
-is built on, two threads were 3-20x slower than one for [784, 800, 10] and
+is built on, two threads were 2-20x slower than one for [784, 800, 10] and
 [784, 1000, 500, 10] as well, at m = 10 and m = 100, with and without two
-distortion workers busy (``python benchmarks/bench_training.py --part blas``
-measures both ways). This uses threadpoolctl when it is installed
-(``pip install 'nndl[cli]'``).
+distortion workers busy, while another training run used about one core
+(``python benchmarks/bench_training.py --part blas`` measures both ways).
+This uses threadpoolctl when it is installed (``pip install 'nndl[cli]'``).
 """
 
 from __future__ import annotations
