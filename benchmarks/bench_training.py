@@ -2,9 +2,10 @@
 
 Not a test: it prints figures and ratios. Run from the repository root:
 
-    python benchmarks/bench_training.py               # both parts below
+    python benchmarks/bench_training.py               # both parts below (about 10 minutes on 2 cores)
     python benchmarks/bench_training.py --part small  # chapter 1's [784, 30, 10]: nndl, book, PyTorch, floor
     python benchmarks/bench_training.py --part blas   # large layers: 1 against 2 BLAS threads, idle and busy
+    python benchmarks/bench_training.py --busy        # either, with another process spinning on one core
 
 Every figure is seconds per epoch of 50,000 images (contenders time a slice of
 the training set and are scaled up), best of ``--reps`` repetitions, and the
@@ -33,6 +34,8 @@ import contextlib
 import itertools
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from typing import Callable, Iterator
@@ -286,6 +289,20 @@ def distortion_workers(data: Dataset, workers: int) -> Iterator[None]:
             thread.join()
 
 
+@contextlib.contextmanager
+def busy_core(enabled: bool) -> Iterator[None]:
+    """Keep one core busy with a spinning process, as on a loaded laptop (when enabled)."""
+    if not enabled:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def blas_part(mnist_training: Dataset, args: argparse.Namespace) -> None:
     data = mnist_training.head(args.large_images)
     print(f"\nlarge layers, float32, nndl training on {len(data)} images (scaled to an epoch), best of "
@@ -319,13 +336,16 @@ def main() -> None:
     parser.add_argument("--large-images", type=int, default=2_000, help="images timed for the large layers")
     parser.add_argument("--workers", type=int, default=2, help="distortion workers kept busy in the busy rounds")
     parser.add_argument("--reps", type=int, default=5, help="rounds; each figure is the best")
+    parser.add_argument("--busy", action="store_true", help="run with another process spinning on one core")
     args = parser.parse_args()
-    print(f"nndl training benchmark: {os.cpu_count()} cores, {load_average()}")
+    spinning = ", one core kept busy by another process" if args.busy else ""
+    print(f"nndl training benchmark: {os.cpu_count()} cores{spinning}, {load_average()}")
     mnist_training = load_mnist(args.data).training
-    if args.part in ("small", "all"):
-        small_part(mnist_training, args)
-    if args.part in ("blas", "all"):
-        blas_part(mnist_training, args)
+    with busy_core(args.busy):
+        if args.part in ("small", "all"):
+            small_part(mnist_training, args)
+        if args.part in ("blas", "all"):
+            blas_part(mnist_training, args)
 
 
 if __name__ == "__main__":
