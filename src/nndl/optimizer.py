@@ -36,18 +36,20 @@ class SGD:
             raise ConfigError(f"momentum {momentum}: the coefficient μ must be in [0, 1)")
         self.eta, self.n, self.momentum, self.regularization = eta, n, momentum, regularization
         self.velocities = [np.zeros_like(p) for p in network.parameters()] if momentum else None
+        self.changes = [np.empty_like(p) for p in network.parameters()]  # each step's Δp, computed in place
 
     def step(self, network: Network, nabla_b: list[np.ndarray], nabla_w: list[np.ndarray], m: int,
              masks: Sequence[np.ndarray] | None = None) -> None:
         """Apply one update from gradients summed over a mini-batch of ``m`` examples.
 
         This is the only update rule: plain SGD, L2 and L1 decay, momentum and
-        dropout are all this one loop with some terms zero.
+        dropout are all this one loop with some terms zero. Each change is
+        computed in an array kept from step to step, and the gradients are only read.
         """
         keeps = kept_parameters(network, masks)
         n_weights = len(network.weights)
         for i, (param, grad) in enumerate(zip(network.parameters(), nabla_w + nabla_b)):
-            change = grad * (-self.eta / m)  # −(η/m) Σ_x ∂C_x/∂p   (chapter 1, eq. 20-21)
+            change = np.multiply(grad, -self.eta / m, out=self.changes[i])  # −(η/m) Σ_x ∂C_x/∂p   (eq. 20-21)
             if i < n_weights and self.regularization.active:
                 # weight decay w → (1 − ηλ/n) w (eq. 93) and L1's − (ηλ₁/n) sgn(w) (eq. 98); biases are not decayed
                 change -= self.eta * self.regularization.gradient(param, self.n)
@@ -60,7 +62,11 @@ class SGD:
                 else:  # deleted neurons keep their velocity too
                     velocity *= 1.0 - (1.0 - self.momentum) * keep_only(np.ones_like(velocity), keeps[i])
                 velocity += change  # v → μ v − η ∇C   (eq. 107)
-                change = velocity if keeps is None else keep_only(velocity.copy(), keeps[i])
+                if keeps is None:
+                    change = velocity
+                else:  # only kept neurons move, though deleted ones keep a velocity
+                    np.copyto(change, velocity)
+                    keep_only(change, keeps[i])
             param += change  # w → w + v (eq. 108), or w → w − η ∇C without momentum
 
 

@@ -209,7 +209,7 @@ def train(
                 x = network.inputs(images[chosen])  # the mini-batch as columns in [0, 1], (784, m)
                 y = targets[:, labels[chosen]]  # one-hot targets y(x), shape (10, m)
                 masks = network.draw_dropout_masks(run.dropout_rng)  # None without dropout
-                run.gradients = gradient(x, y, masks)
+                run.gradients = gradient(x, y, masks, network.workspace(len(chosen)))  # arrays reused every mini-batch
                 run.batch_size = len(chosen)
                 optimizer.step(network, *run.gradients, len(chosen), masks)
                 run.batch = batch + 1

@@ -4,7 +4,11 @@ Training multiplies small matrices (30×784 by 784×10) thousands of times a
 second. A multi-threaded BLAS splits each product across cores, and on a small
 or busy machine the threads spend more time waiting for each other than
 computing: training can be 5-50x slower. nndl therefore runs training with one
-BLAS thread by default (``benchmarks/bench_training.py`` measures both ways).
+BLAS thread by default, whatever the layer sizes: on the 2-core machines nndl
+is built on, two threads were 2-20x slower than one for [784, 800, 10] and
+[784, 1000, 500, 10] as well, at m = 10 and m = 100, with and without two
+distortion workers busy, while another training run used about one core
+(``python benchmarks/bench_training.py --part blas`` measures both ways).
 This uses threadpoolctl when it is installed (``pip install 'nndl[cli]'``).
 """
 
