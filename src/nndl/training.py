@@ -103,7 +103,8 @@ class TrainingRun:
     stop_training: bool = False
     interrupted: bool = False  # stopped mid-epoch by request_stop()
     diverged: str | None = None  # why training was stopped as hopeless, where it was
-    gradients: tuple[list[np.ndarray], list[np.ndarray]] | None = None  # the last mini-batch's (nabla_b, nabla_w)
+    # the last mini-batch's (nabla_b, nabla_w): arrays of network.workspace(m), overwritten by the next mini-batch
+    gradients: tuple[list[np.ndarray], list[np.ndarray]] | None = None
     batch_size: int = 0
     dropout_rng: np.random.Generator | None = None
     epoch_seconds: float = 0.0
