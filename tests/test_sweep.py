@@ -98,6 +98,7 @@ def test_every_shipped_example_is_a_valid_sweep():
     ({"measure": "test accuracy"}, "never on the test set"),
     ({"base": {"evaluate_on": "test"}}, "evaluate_on"),
     ({"random": {"trials": 2, "space": {"eta": {"log_uniform": [0, 1]}}}}, "low > 0"),
+    ({"grid": {"eta": [1.0] * 200, "lmbda": [0.0] * 200}}, "40000 combinations; a stage tries at most 10000"),
     ({"stages": [{"grid": {"eta": [1.0]}, "choose": "eta-threshold"}, {"grid": {"lmbda": [0.0, "big"]}}]},
      "training.lmbda 'big'"),
 ])

@@ -51,6 +51,8 @@ RULES = ("best", "eta-threshold")
 #: The monitor setting that records each measure a sweep may rank by.
 MONITOR_FOR = {("validation", "cost"): "evaluation-cost", ("training", "cost"): "training-cost",
                ("training", "accuracy"): "training-accuracy", ("training", "correct"): "training-accuracy"}
+#: The most settings one stage may try: checked before anything is built, so a typo cannot take the machine.
+MAX_POINTS = 10_000
 SWEEP_KEYS = ("name", "note", "base", "grid", "random", "stages", "seeds", "measure", "top")
 STAGE_KEYS = ("name", "base", "grid", "random", "choose")
 
@@ -159,6 +161,9 @@ class Stage:
             raise ConfigError(f"{where}.choose {stage.choose!r}: choose from {', '.join(RULES)}")
         if stage.choose == "eta-threshold" and (list(grid) != ["eta"] or random):
             raise ConfigError(f"{where}: the eta-threshold rule needs a grid of eta alone")
+        size = math.prod(len(v) for v in grid.values()) * (random.trials if random else 1)
+        if size > MAX_POINTS:
+            raise ConfigError(f"{where}: {size} combinations; a stage tries at most {MAX_POINTS} (split the search)")
         return stage
 
     @property
