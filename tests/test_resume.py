@@ -107,9 +107,14 @@ def test_sigkill_at_twenty_random_moments_then_resume(small_mnist, tmp_path):
     subprocess.run(train_command(small_mnist, "--save", str(tmp_path / "whole.npz")), env=env, check=True)
     folder, rng, kills = tmp_path / "ck", random.Random(20), 0
     while kills < 20:
-        resume = ["--resume", str(folder)] if checkpoint_files(folder) else ["--checkpoint", str(folder)]
+        before = [p.name for p in checkpoint_files(folder)]
+        resume = ["--resume", str(folder)] if before else ["--checkpoint", str(folder)]
         process = subprocess.Popen(train_command(small_mnist, *resume), env=env)
-        time.sleep(rng.uniform(0.2, 0.8))  # start-up takes about 0.2 s
+        deadline = time.monotonic() + 60
+        while [p.name for p in checkpoint_files(folder)] == before and process.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.005)  # until this process has trained (and saved) at least one epoch
+        time.sleep(rng.uniform(0.0, 0.25))  # then a random moment: mid-batch, mid-evaluation or mid-save
         if process.poll() is not None:
             break  # it finished before the kill
         process.send_signal(signal.SIGKILL)
