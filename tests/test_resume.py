@@ -236,3 +236,11 @@ def test_a_signal_stops_training_with_distortion_workers_cleanly(small_mnist, tm
         time.sleep(0.05)
     assert not [pid for pid in workers if running(pid)]  # no distortion worker is left behind
     assert checkpoint_files(tmp_path / "ck")
+
+
+def test_keep_best_ends_with_the_best_validation_epoch(small_mnist):
+    spec = RunSpec().replace(source=str(small_mnist), hidden=[8], epochs=8, eta=8.0, seed=4, keep_best=True)
+    result = run_spec(spec)
+    accuracy = [r["metrics"]["validation"]["accuracy"] for r in result.summary["history"]]
+    assert len(accuracy) == 8 and accuracy[-1] < max(accuracy)  # η = 8 is erratic: the last epoch is not the best
+    assert kept_scores(result.network, load_run_data(spec.data))["validation"] == max(accuracy)

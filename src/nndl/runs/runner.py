@@ -28,7 +28,7 @@ from ..errors import NndlError
 from ..metrics import Monitor, evaluate
 from ..network import Network
 from ..rng import fresh_seed
-from ..schedules import EarlyStopping, EpochDecay, HalveOnPlateau, TimeLimit
+from ..schedules import EarlyStopping, EpochDecay, HalveOnPlateau, KeepBest, TimeLimit
 from ..training import TrainingRun, train
 from .blas import DEFAULT_BLAS_THREADS, blas_threads
 from .checkpoint import Checkpointer, check_compatible, latest_checkpoint
@@ -137,6 +137,8 @@ def rule_callbacks(spec: RunSpec) -> list[Callback]:
         callbacks.append(EpochDecay(monitoring.schedule, monitoring.decay, monitoring.decay_every))
     if monitoring.early_stopping:
         callbacks.append(EarlyStopping(spec.watched, monitoring.early_stopping))
+    if monitoring.keep_best and not any(isinstance(c, KeepBest) for c in callbacks):
+        callbacks.append(KeepBest(spec.watched))
     if monitoring.time_limit:
         callbacks.append(TimeLimit(monitoring.time_limit))
     if monitoring.learning_speed:

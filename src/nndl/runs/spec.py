@@ -127,6 +127,8 @@ class MonitoringSpec:
     decay: float = setting(0.98, "the factor γ of the exponential, step and cosine schedules", kind="float",
                            above=0.0, maximum=1.0, metavar="γ")
     decay_every: int = setting(10, "epochs between the step schedule's decays", kind="int", minimum=1, metavar="N")
+    keep_best: bool = setting(False, "end with the weights of the epoch with the best validation accuracy (early "
+                              "stopping and halve-on-plateau always do)", kind="bool")
     patience: int = setting(10, "epochs without improvement before the schedule halves η", kind="int", minimum=1,
                             metavar="N")
     time_limit: float | None = setting(None, "stop after the first epoch that ends past MINUTES of training",
@@ -140,7 +142,7 @@ class MonitoringSpec:
     @property
     def keeps_best(self) -> bool:
         """Whether the run ends with its best epoch's weights rather than its last."""
-        return bool(self.early_stopping or self.schedule == "halve-on-plateau")
+        return bool(self.keep_best or self.early_stopping or self.schedule == "halve-on-plateau")
 
 
 @dataclass(frozen=True)
