@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,12 @@ from nndl.data.mnist import MNIST_FILES, load_mnist
 from nndl.data.idx import write_idx
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A shell without job control starts background commands with Ctrl-C ignored, and an ignored signal
+# stays ignored in every process started from them. The interruption tests send SIGINT as a terminal
+# would, so their processes must start with SIGINT's usual behaviour, whatever started pytest.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def real_mnist_dir() -> Path | None:
