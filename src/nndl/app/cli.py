@@ -31,7 +31,7 @@ from ..pixels import unit_interval
 from ..runs.blas import DEFAULT_BLAS_THREADS, blas_available
 from ..runs.experiments import EXPERIMENTS, get_experiment, run_all, run_experiment
 from ..runs.runner import RunResult, run_spec
-from ..runs.spec import SECTIONS, RunSpec
+from ..runs.spec import FIELD_SECTION, SECTIONS, RunSpec
 from ..settings import check_value
 from ..training import check_data_fits
 from . import inspect, predict, sweep_cmd, web
@@ -140,12 +140,9 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
                                metavar=meta["metavar"], default=argparse.SUPPRESS, help=help_text)
 
 
-SPEC_FIELDS = [f.name for cls in SECTIONS.values() for f in dataclasses.fields(cls)]
-
-
 def spec_from_args(args: argparse.Namespace, base: RunSpec | None = None) -> RunSpec:
     """The run specification: ``base`` (or --spec FILE, or the defaults) changed by the options given."""
-    given = {name: getattr(args, name) for name in SPEC_FIELDS if hasattr(args, name)}
+    given = {name: getattr(args, name) for name in FIELD_SECTION if hasattr(args, name)}
     if "sizes" in given and "hidden" in given:
         raise ConfigError("give --sizes or --hidden, not both")
     if base is None:

@@ -21,6 +21,7 @@ from ..errors import ModelFileError
 from ..files.atomic import atomic_output
 from ..files.models import load_model
 from ..network import Network
+from ..pixels import as_bytes
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def write_input_image(prepared: Preprocessed, path: Path) -> Path:
     """The 28×28 image the network saw, as an 8-bit PNG in MNIST's convention (ink white on black)."""
     Image = pillow()
     with atomic_output(path) as handle:
-        Image.fromarray(np.round(prepared.input * 255).astype(np.uint8), mode="L").save(handle, format="PNG")
+        Image.fromarray(as_bytes(prepared.input), mode="L").save(handle, format="PNG")
     return path
 
 

@@ -521,9 +521,9 @@ def expansion_blocks(images: np.ndarray, distortion: Distortion | None, copies: 
             expanded, _ = expand_by_one_pixel(chunk, np.zeros(len(chunk), np.uint8))
             yield expanded
             continue
-        as_float = chunk.astype(np.float32) / np.float32(255)
+        as_float = unit_interval(chunk)
         versions = [chunk] + [
-            np.rint(distort(as_float, distortion, make_rng(seed, "augment", copy, start)) * 255).astype(np.uint8)
+            as_bytes(distort(as_float, distortion, make_rng(seed, "augment", copy, start)))
             for copy in range(copies)
         ]
         yield np.stack(versions, axis=1).reshape(-1, *chunk.shape[1:])
@@ -591,5 +591,5 @@ def preview_grid(images: np.ndarray, distortion: Distortion, copies: int, seed: 
         left = gap + j * (w + gap) + (gap if j else 0)  # a wider gap after the originals
         for i in range(n):
             top = gap + i * (h + gap)
-            grid[top : top + h, left : left + w] = 255 - np.rint(column[i] * 255).astype(np.uint8)
+            grid[top : top + h, left : left + w] = 255 - as_bytes(column[i])
     return np.kron(grid, np.ones((scale, scale), dtype=np.uint8))  # dark digits on white, enlarged

@@ -28,7 +28,7 @@ import numpy as np
 from .. import __version__
 from ..callbacks import Callback
 from ..errors import ConfigError, NndlError
-from ..files.atomic import write_bytes_atomically
+from ..files.atomic import parse_json, write_bytes_atomically
 from ..network import Network
 from ..training import Position, TrainingRun
 from .spec import RunSpec
@@ -165,7 +165,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
             raw = archive["state"]
             if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_STATE_BYTES:
                 raise CheckpointError(f"{path}: damaged state")
-            state = json.loads(raw.tobytes().decode("utf-8"))
+            state = parse_json(raw.tobytes(), str(path), "an nndl checkpoint", CheckpointError)
             if not isinstance(state, dict) or state.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: not an nndl checkpoint")
             if state.get("format_version") != FORMAT_VERSION:
@@ -178,8 +178,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
             named = {name: archive[name] for name in archive.files if name.startswith("callback")}
     except CheckpointError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, UnicodeDecodeError,
-            RecursionError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
     try:
         spec = RunSpec.from_dict(state["spec"], f"{path}: spec")
