@@ -141,7 +141,8 @@ def test_confusion_matrix_cell_shows_its_digits(page):
     chosen.click()
     expect(page.locator("#gallery figure")).to_have_count(min(count, 60))
     expect(page.locator("#gallery-title")).to_contain_text(
-        f"images of {chosen.get_attribute('data-label')} the network called {chosen.get_attribute('data-guess')}")
+        f"{count} {'image' if count == 1 else 'images'} of {chosen.get_attribute('data-label')} the network called "
+        f"{chosen.get_attribute('data-guess')}")
     screenshot(page, "mistakes")
 
 

@@ -48,8 +48,8 @@ async function showCell(label, guess, dataset) {
   try {
     const r = await api("/api/mistakes/cell", { model: page.model, dataset, label, guess, limit: 60 });
     $("gallery-title").textContent = label === guess
-      ? `${r.count} images of ${label} read correctly (least sure first; ${r.digits.length} shown)`
-      : `${r.count} images of ${label} the network called ${guess} (surest mistakes first; ${r.digits.length} shown)`;
+      ? `${r.count} ${r.count === 1 ? "image" : "images"} of ${label} read correctly (least sure first; ${r.digits.length} shown)`
+      : `${r.count} ${r.count === 1 ? "image" : "images"} of ${label} the network called ${guess} (surest mistakes first; ${r.digits.length} shown)`;
     const gallery = $("gallery");
     gallery.innerHTML = "";
     for (const d of r.digits) {
