@@ -164,7 +164,7 @@ def test_zero_distortions_are_the_identity(rings, distortion, backend):
     np.testing.assert_array_equal(distort(rings, distortion, np.random.default_rng(0), backend), rings)
 
 
-KINDS = ["shift=2", "rotate=15", "skew=0.3", "elastic", "rotate=10,skew=0.2,shift=1,elastic"]
+KINDS = ["shift=2", "rotate=15", "skew=0.3", "scale=0.2", "elastic", "rotate=10,skew=0.2,shift=1,scale=0.15,elastic"]
 
 
 @pytest.mark.parametrize("spec", KINDS)
@@ -203,6 +203,20 @@ def test_outputs_stay_in_range_and_follow_the_seed(digits):
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert np.abs(a - digits).mean() > 0.02  # it does distort
+
+
+def ink_extent(image: np.ndarray, axis: int) -> int:
+    """How many rows (axis=1) or columns (axis=0) hold ink."""
+    return int((image.max(axis=axis) > 0.5).sum())
+
+
+def test_scaling_stretches_height_and_width_separately_about_the_centre():
+    square = np.zeros((1, 28, 28), dtype=np.float32)
+    square[0, 10:18, 10:18] = 1.0  # 8 × 8 about the centre
+    taller = transform_coordinates((28, 28), np.zeros(1), np.zeros(1), np.zeros((2, 1)), sizes=np.array([[1.5], [1.0]]))
+    out = sample_bilinear(square, taller)[0]
+    assert ink_extent(out, axis=1) == 12 and ink_extent(out, axis=0) == 8  # 8 rows × 1.5, columns unchanged
+    np.testing.assert_allclose(ndimage.center_of_mass(out), ndimage.center_of_mass(square[0]), atol=1e-4)
 
 
 def test_the_gaussian_matrix_is_ndimage_gaussian_filter():
@@ -251,6 +265,7 @@ def test_elastic_displacements_are_smooth_and_scale_with_alpha():
         ("rotate=200", "between 0 and 180"),
         ("sigma=-1,elastic", "σ must be positive"),
         ("skew=-0.2", "skew=-0.2: must be a number ≥ 0"),
+        ("scale=1", "must be ≥ 0 and below 1"),
         ("twist=3", "unknown distortion 'twist'"),
         ("rotate=ten", "give a number"),
         ("rotate=0", "distorts nothing"),

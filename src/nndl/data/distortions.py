@@ -88,8 +88,10 @@ class Distortion:
     """Ranges of the random distortions; each image draws its own values uniformly within them.
 
     ``rotate``: the largest angle in degrees (0-180); ``skew``: the largest shear
-    factor; ``shift``: the largest translation in pixels (sub-pixel); and an
-    elastic distortion of strength ``elastic_alpha`` (0 = off) and smoothness
+    factor; ``shift``: the largest translation in pixels (sub-pixel); ``scale``:
+    the largest relative change of height and of width, each drawn on its own
+    (0.15 lets a digit grow or shrink by up to 15%, as Ciresan et al. did); and
+    an elastic distortion of strength ``elastic_alpha`` (0 = off) and smoothness
     ``elastic_sigma``.
     """
 
@@ -98,6 +100,7 @@ class Distortion:
     shift: float = 0.0
     elastic_alpha: float = 0.0
     elastic_sigma: float = ELASTIC_SIGMA
+    scale: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.rotate <= 180:
@@ -106,27 +109,30 @@ class Distortion:
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise ConfigError(f"{name.replace('elastic_', '')}={value}: must be a number ≥ 0")
+        if not 0 <= self.scale < 1:
+            raise ConfigError(f"scale={self.scale}: the largest relative change of size must be ≥ 0 and below 1")
         if not np.isfinite(self.elastic_sigma) or self.elastic_sigma <= 0:
             raise ConfigError(f"sigma={self.elastic_sigma}: the elastic smoothing σ must be positive")
 
     def __str__(self) -> str:
         """The spec form, e.g. 'rotate=10,skew=0.2,elastic=34,sigma=4'."""
         parts = [f"{name}={value:g}" for name, value in
-                 (("rotate", self.rotate), ("skew", self.skew), ("shift", self.shift)) if value]
+                 (("rotate", self.rotate), ("skew", self.skew), ("shift", self.shift),
+                                 ("scale", self.scale)) if value]
         if self.elastic_alpha:
             parts += [f"elastic={self.elastic_alpha:g}", f"sigma={self.elastic_sigma:g}"]
         return ",".join(parts) or "none"
 
     @property
     def is_identity(self) -> bool:
-        return not (self.rotate or self.skew or self.shift or self.elastic_alpha)
+        return not (self.rotate or self.skew or self.shift or self.scale or self.elastic_alpha)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-DISTORTION_KEYS = {"rotate": "rotate", "skew": "skew", "shift": "shift", "elastic": "elastic_alpha",
-                   "alpha": "elastic_alpha", "sigma": "elastic_sigma"}
+DISTORTION_KEYS = {"rotate": "rotate", "skew": "skew", "shift": "shift", "scale": "scale",
+                   "elastic": "elastic_alpha", "alpha": "elastic_alpha", "sigma": "elastic_sigma"}
 
 
 def parse_distortion(text: str) -> Distortion:
@@ -138,7 +144,7 @@ def parse_distortion(text: str) -> Distortion:
         name, _, value = part.partition("=")
         if name not in DISTORTION_KEYS:
             raise ConfigError(f"unknown distortion {name!r} in {text!r}; choose from rotate, skew, shift, "
-                              f"elastic, sigma (e.g. rotate=10,skew=0.2,elastic)")
+                              f"scale, elastic, sigma (e.g. rotate=10,skew=0.2,elastic)")
         if not value and name == "elastic":
             value = str(ELASTIC_ALPHA)
         try:
@@ -231,12 +237,13 @@ def elastic_displacements(n: int, shape: tuple[int, int], alpha: float, sigma: f
 
 
 def transform_coordinates(shape: tuple[int, int], angles: np.ndarray, shears: np.ndarray, shifts: np.ndarray,
-                          field: np.ndarray | None = None) -> np.ndarray:
+                          field: np.ndarray | None = None, sizes: np.ndarray | None = None) -> np.ndarray:
     """Where each output pixel p samples the original, (2, n, h, w) as (rows, columns), per image.
 
     ``angles`` in degrees and ``shears`` have shape (n,), ``shifts`` (2, n) in
-    pixels (rows, columns); ``field`` (2, n, h, w) adds an elastic displacement.
-    Rotation and skew turn about the image centre c.
+    pixels (rows, columns); ``field`` (2, n, h, w) adds an elastic displacement;
+    ``sizes`` (2, n) scales each digit's height and width (1 = unchanged).
+    Rotation, skew and scaling turn about the image centre c.
     """
     h, w = shape
     centre = np.array([(h - 1) / 2, (w - 1) / 2], dtype=np.float32)
@@ -247,9 +254,11 @@ def transform_coordinates(shape: tuple[int, int], angles: np.ndarray, shears: np
     rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], 1)  # R(θ) = [[cos, −sin], [sin, cos]]
     skew = np.stack([np.stack([one, zero], -1), np.stack([shear, one], -1)], 1)  # S(k) = [[1, 0], [k, 1]]
     linear = rotation @ skew  # (n, 2, 2); the skew slides each row sideways in proportion to its height
+    if sizes is not None:
+        linear = linear / np.asarray(sizes, dtype=np.float32).T[:, None, :]  # · D⁻¹, D = diag(height, width)
     shift = np.asarray(shifts, dtype=np.float32)
     coordinates = linear.transpose(1, 0, 2) @ offsets  # (2, n, h·w): one matrix product per output axis
-    coordinates += (centre[:, None] + shift)[:, :, None]  # source = R(θ) S(k) (p − c) + c + shift
+    coordinates += (centre[:, None] + shift)[:, :, None]  # source = R(θ) S(k) D⁻¹ (p − c) + c + shift
     coordinates = coordinates.reshape(2, len(angle), h, w)
     if field is not None:
         coordinates += field
@@ -265,7 +274,8 @@ def source_coordinates(n: int, shape: tuple[int, int], distortion: Distortion,
     field = None
     if distortion.elastic_alpha:
         field = elastic_displacements(n, shape, distortion.elastic_alpha, distortion.elastic_sigma, rng)
-    return transform_coordinates(shape, angles, shears, shifts, field)
+    sizes = rng.uniform(1 - distortion.scale, 1 + distortion.scale, (2, n)) if distortion.scale else None
+    return transform_coordinates(shape, angles, shears, shifts, field, sizes)
 
 
 def sample_tall(images: np.ndarray, coordinates: np.ndarray, backend: str) -> np.ndarray:
