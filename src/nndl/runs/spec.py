@@ -150,7 +150,8 @@ class DistortionSpec:
     """Fresh random distortions of the training images every epoch."""
 
     augment: str | None = setting(None, "train on fresh random distortions every epoch, e.g. rotate=10,skew=0.2,"
-                                  "elastic (rotate=DEGREES, skew=FACTOR, shift=PIXELS, elastic[=ALPHA], sigma=SIGMA)",
+                                  "elastic (rotate=DEGREES, skew=FACTOR, shift=PIXELS, scale=FRACTION, elastic[=ALPHA], "
+                                  "sigma=SIGMA)",
                                   kind="str", optional=True, metavar="SPEC")
     workers: int = setting(2, "processes preparing the next epoch's distortions while this one trains (0: none)",
                            kind="int", minimum=0, maximum=64, flag="--augment-workers", metavar="N", identity=False)
