@@ -9,7 +9,7 @@ from nndl.callbacks import Callback
 from nndl.metrics import Measure, Monitor
 from nndl.runs.blas import blas_threads
 from nndl.settings import to_dict
-from nndl.training import TrainingConfig, train
+from nndl.training import BLOCK_IMAGES, TrainingConfig, mini_batches, train
 
 
 def small_dataset(n=25, features=6, classes=3, seed=0, name="training"):
@@ -164,3 +164,19 @@ def test_data_must_fit_the_network():
 def test_config_is_plain_data():
     assert to_dict(TrainingConfig()) == {"epochs": 30, "mini_batch_size": 10, "eta": 3.0, "lmbda": 0.0,
                                           "l1": 0.0, "momentum": 0.0, "backprop": "matrix", "seed": None}
+
+
+@pytest.mark.parametrize("m, first", [(10, 0), (10, 205), (7, 0), (7, 3), (BLOCK_IMAGES + 5, 1)])
+def test_mini_batches_are_the_chosen_images_as_columns_and_their_one_hot_targets(m, first):
+    rng = np.random.default_rng(3)
+    n = 3 * BLOCK_IMAGES + 17  # several blocks and a short last mini-batch
+    images, labels = rng.integers(0, 256, (n, 6), dtype=np.uint8), rng.integers(0, 3, n)
+    net = Network([6, 4, 3], dtype=np.float64)
+    order = rng.permutation(n)
+    batches = list(mini_batches(net, images, labels, order, m, first))
+    assert [b for b, _, _ in batches] == list(range(first, -(-n // m)))
+    for batch, x, y in batches:
+        chosen = order[batch * m : (batch + 1) * m]
+        np.testing.assert_array_equal(x, images[chosen].T / 255.0)
+        np.testing.assert_array_equal(y, np.eye(3)[:, labels[chosen]])
+        assert x.dtype == y.dtype == np.float64

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from .rng import make_rng
 from .settings import check_fields, setting
 
 BACKPROP_MODES = ("matrix", "per-example")
+BLOCK_IMAGES = 1024  # images turned into input columns at once; each mini-batch is a slice of them
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,27 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return make_rng(seed, "shuffle", epoch).permutation(n)
 
 
+def mini_batches(network: Network, images: np.ndarray, labels: np.ndarray, order: np.ndarray, m: int,
+                 first_batch: int = 0) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield ``(batch, x, y)`` for the mini-batches of an epoch from ``first_batch`` on.
+
+    x holds the chosen images as columns in [0, 1], shape (784, m); y their
+    one-hot targets y(x), shape (10, m). Images are converted a block of about
+    BLOCK_IMAGES at a time, and each mini-batch is a slice of its block: one
+    conversion serves many steps. Blocks start at fixed batches, so a resumed
+    epoch slices the same blocks as an uninterrupted one.
+    """
+    targets = np.eye(network.sizes[-1], dtype=network.dtype)
+    per_block = max(1, BLOCK_IMAGES // m)
+    n_batches = -(-len(order) // m)
+    for start in range(first_batch - first_batch % per_block, n_batches, per_block):
+        chosen = order[start * m : (start + per_block) * m]
+        xs, ys = network.inputs(images[chosen]), targets[:, labels[chosen]]
+        for batch in range(max(start, first_batch), min(start + per_block, n_batches)):
+            columns = slice((batch - start) * m, (batch - start + 1) * m)
+            yield batch, xs[:, columns], ys[:, columns]
+
+
 def train(
     network: Network,
     training_data: TrainingData,
@@ -180,7 +202,6 @@ def train(
         raise ConfigError("training needs a seed (the runner draws and records one when none is given)")
     check_monitors(network, training_data, evaluation)
     labels, n, m = training_data.labels, len(training_data), config.mini_batch_size
-    targets = np.eye(network.sizes[-1], dtype=network.dtype)
     gradient = network.backprop if config.backprop == "matrix" else network.backprop_per_example
     optimizer = SGD(network, config.eta, n, config.momentum, config.regularization)
     run = TrainingRun(network, config, optimizer, n_batches=-(-n // m), seed=config.seed)
@@ -205,14 +226,11 @@ def train(
             started = time.perf_counter()
             images = training_data.epoch_images(epoch)
             order = epoch_order(config.seed, epoch, n)
-            for batch in range(first_batch, run.n_batches):
-                chosen = order[batch * m : (batch + 1) * m]
-                x = network.inputs(images[chosen])  # the mini-batch as columns in [0, 1], (784, m)
-                y = targets[:, labels[chosen]]  # one-hot targets y(x), shape (10, m)
+            for batch, x, y in mini_batches(network, images, labels, order, m, first_batch):
                 masks = network.draw_dropout_masks(run.dropout_rng)  # None without dropout
-                run.gradients = gradient(x, y, masks, network.workspace(len(chosen)))  # arrays reused every mini-batch
-                run.batch_size = len(chosen)
-                optimizer.step(network, *run.gradients, len(chosen), masks)
+                run.batch_size = x.shape[1]
+                run.gradients = gradient(x, y, masks, network.workspace(run.batch_size))  # arrays reused every mini-batch
+                optimizer.step(network, *run.gradients, run.batch_size, masks)
                 run.batch = batch + 1
                 for callback in callbacks:
                     callback.on_batch_end(run, batch)
