@@ -21,9 +21,9 @@ import time
 import numpy as np
 
 from nndl.data.distortions import bilinear_backend, distort_rows, opencv, parse_distortion
-from nndl.data.mnist import Dataset, load_mnist
-from nndl.network import Network
-from nndl.training import TrainingConfig, train
+from nndl.data.mnist import load_mnist
+from nndl.runs import RunSpec
+from nndl.runs.runner import DataCache, run_spec
 
 SPECS = ("shift=2", "rotate=10", "skew=0.2", "elastic", "rotate=10,skew=0.2,elastic")
 ON_THE_FLY = "rotate=10,skew=0.2,elastic"
@@ -40,18 +40,18 @@ def digits_per_second(images: np.ndarray, spec: str, backend: str, repeats: int)
     return len(images) / min(seconds)
 
 
-def train_epochs(hidden: int, data: Dataset, augmentation: str | None, epochs: int) -> list[float]:
-    """Wall seconds of each epoch of one training run: the only place that calls train()."""
-    network = Network([784, hidden, 10], cost="cross-entropy", init="normalized", seed=1)
-    distortion = parse_distortion(augmentation) if augmentation else None
-    history = train(network, data, TrainingConfig(epochs=epochs, eta=0.5, lmbda=5.0, seed=1),
-                    augmentation=distortion)
-    return [record["seconds"] for record in history.epochs]
+def train_epochs(hidden: int, data_dir: str | None, augmentation: str | None, epochs: int,
+                 cache: DataCache) -> list[float]:
+    """Seconds of each epoch of one training run (the training alone, not the evaluation after it)."""
+    spec = RunSpec().replace(hidden=[hidden], cost="cross-entropy", init="normalized", eta=0.5, lmbda=5.0,
+                             epochs=epochs, seed=1, source=data_dir, augment=augmentation)
+    return [record["seconds"] for record in run_spec(spec, cache=cache).run.history.epochs]
 
 
-def epoch_seconds(hidden: int, data: Dataset, augmentation: str | None, epochs: int) -> float:
+def epoch_seconds(hidden: int, data_dir: str | None, augmentation: str | None, epochs: int,
+                  cache: DataCache) -> float:
     """Median seconds per epoch after the first (which waits for the first distortions)."""
-    return float(np.median(train_epochs(hidden, data, augmentation, epochs)[1:]))
+    return float(np.median(train_epochs(hidden, data_dir, augmentation, epochs, cache)[1:]))
 
 
 def main() -> None:
@@ -77,9 +77,10 @@ def main() -> None:
 
     print(f"\nseconds per epoch, 50,000 images, distortions {ON_THE_FLY} by 2 workers")
     print(f"{'network':16s} {'plain':>7s} {'distorted':>10s} {'ratio':>7s}")
+    cache = DataCache()
     for hidden in (100, 800):
-        plain = epoch_seconds(hidden, mnist.training, None, args.epochs)
-        distorted = epoch_seconds(hidden, mnist.training, ON_THE_FLY, args.epochs)
+        plain = epoch_seconds(hidden, args.data, None, args.epochs, cache)
+        distorted = epoch_seconds(hidden, args.data, ON_THE_FLY, args.epochs, cache)
         network = f"[784, {hidden}, 10]"
         print(f"{network:16s} {plain:7.2f} {distorted:10.2f} {distorted / plain:6.2f}x", flush=True)
 
