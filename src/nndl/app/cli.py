@@ -36,6 +36,7 @@ from ..settings import check_value
 from ..training import check_data_fits
 from . import inspect, predict, sweep_cmd, web
 from .reporting import Announce, EpochPrinter, ProgressBar, StopOnSignal, plural, strict_json
+from .options import add_data_option
 
 
 def one_line(text: str) -> str:
@@ -194,7 +195,7 @@ def build_parser() -> Parser:
                             "over the models, is highest.")
     e.add_argument("models", nargs="+", metavar="MODEL",
                    help="model files written by 'nndl train --save' (or the book's network2.py JSON)")
-    e.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
+    add_data_option(e)
     e.add_argument("--json", action="store_true", help="print the results as one JSON line")
     e.set_defaults(run=run_evaluate)
 
@@ -212,7 +213,7 @@ def build_parser() -> Parser:
     x.add_argument("--copies", type=whole_number(1, 20), default=1, help="distorted copies of each image (default 1)")
     x.add_argument("--seed", type=SEED, default=0, help="seed for the distortions (default 0)")
     x.add_argument("--train-size", type=whole_number(1, 10**7), metavar="N", help="expand only the first N training images")
-    x.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
+    add_data_option(x)
     x.set_defaults(run=run_expand)
 
     a = commands.add_parser("augment", help="see what the distortions do",
@@ -228,7 +229,7 @@ def build_parser() -> Parser:
     p.add_argument("--count", type=whole_number(1, 100), default=8, help="digits, one per row (default 8)")
     p.add_argument("--copies", type=whole_number(1, 20), default=6, help="distorted copies per digit (default 6)")
     p.add_argument("--seed", type=SEED, default=0, help="seed (default 0)")
-    p.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
+    add_data_option(p)
     p.set_defaults(run=run_preview)
 
     ex = commands.add_parser("experiment", help="the book's experiments: list them, or run one or all",
@@ -249,7 +250,7 @@ def build_parser() -> Parser:
                     help="a shortened form (a few epochs, at most 1,000 images) that checks the pipeline")
     er.add_argument("--include-long", action="store_true", help="with --all, include the long runs (elastic)")
     er.add_argument("--out", default="experiments", metavar="DIR", help="where to write (default ./experiments)")
-    er.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
+    add_data_option(er)
     sweep_cmd.add_engine_options(er, "runs (each experiment × run × seed one task)")
     er.set_defaults(run=run_experiment_command)
 

@@ -32,6 +32,7 @@ from ..files.models import load_model
 from ..files.plots import Series, plot_series, pyplot
 from ..network import Network
 from ..pixels import unit_interval
+from .options import add_data_option
 
 GALLERY_SIZE = 40  # misclassified digits shown
 WEIGHT_IMAGES = 100  # first-layer neurons drawn at most (an 800-neuron layer would be unreadable)
@@ -344,7 +345,7 @@ def register(commands: Any) -> None:
         "matrix is also printed.")
     i.add_argument("model", metavar="MODEL", help="a model from 'nndl train --save' (.npz) or network2.py (.json)")
     i.add_argument("--out", default="inspect", metavar="DIR", help="where to write the page (default ./inspect)")
-    i.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files")
+    add_data_option(i)
     i.add_argument("--on", choices=("test", "validation"), default="test", help="the images to score (default test)")
     i.add_argument("--gallery", type=int, default=GALLERY_SIZE, metavar="N",
                    help=f"misclassified digits shown, surest first (default {GALLERY_SIZE})")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .options import add_data_option
 
 
 def register(commands: Any) -> None:
@@ -26,7 +27,7 @@ def register(commands: Any) -> None:
                        "size) on [784, 30, 10], or on [784, 100, 10]")
     s.add_argument("--out", metavar="DIR", help="where to write (default ./sweeps/NAME)")
     add_engine_options(s, "trials")
-    s.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files (workers read it too)")
+    add_data_option(s, "the workers read it too")
     s.add_argument("--print-spec", action="store_true", help="print the sweep as JSON and exit")
     s.add_argument("--quiet", "-q", action="store_true", help="print only the result (no progress bar)")
     s.set_defaults(run=run_sweep_command)

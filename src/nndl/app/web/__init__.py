@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from ...errors import ConfigError
+from ..options import add_data_option
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -45,8 +46,7 @@ def register(commands: Any) -> None:
         "curves live; see the confusion matrix and the digits behind it; chapter 3's learning slowdown.")
     s.add_argument("--models", default="models", metavar="DIR",
                    help="folder of model files to use, save into and upload to (default ./models)")
-    s.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files (default: $NNDL_DATA, "
-                   "else the cache)")
+    add_data_option(s)
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this computer only)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
