@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from conftest import write_fake_mnist
 from nndl.callbacks import Callback
 from nndl.errors import ConfigError, NndlError
 from nndl.files.models import load_model
-from nndl.runs.checkpoint import checkpoint_files, latest_checkpoint
+from nndl.runs.checkpoint import CheckpointError, checkpoint_files, latest_checkpoint, read_checkpoint
 from nndl.runs.runner import kept_scores, load_run_data, run_spec
 from nndl.runs.spec import RunSpec
 
@@ -95,6 +97,46 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(small_mnist, t
     resumed = run_spec(spec, checkpoint=tmp_path / "ck", resume=True)
     for got, want in zip(resumed.network.parameters(), whole.network.parameters()):
         np.testing.assert_array_equal(got, want)
+
+
+def rewritten(path, target, change_state=None, members=None):
+    """A copy of checkpoint ``path`` at ``target`` with its state JSON edited and some members replaced."""
+    with zipfile.ZipFile(path) as archive:
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    if change_state:
+        state = json.loads(np.load(io.BytesIO(contents["state.npy"])).tobytes())
+        change_state(state)
+        buffer = io.BytesIO()
+        np.save(buffer, np.frombuffer(json.dumps(state).encode(), dtype=np.uint8))
+        contents["state.npy"] = buffer.getvalue()
+    for name, array in (members or {}).items():
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=True)
+        contents[f"{name}.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in contents.items():
+            archive.writestr(name, data)
+    return target
+
+
+@pytest.mark.parametrize(
+    "change_state, members, message",
+    [
+        (lambda s: s["arrays"].update({"param.0": [10**6, 10**6]}), None, "more than nndl reads"),
+        (None, {"param.0": np.zeros((3, 3), np.float32)}, r"param.0 has shape \(3, 3\), expected"),
+        (None, {"param.1": np.array([None, 1], dtype=object)}, "never unpickles"),
+        (lambda s: s["arrays"].update({"param.0": [-1, 2]}), None, "has shape"),
+        (lambda s: s.update(format_version=1), None, "checkpoint format 1; this nndl reads 2"),
+    ],
+)
+def test_a_checkpoints_arrays_are_checked_before_they_are_read(small_mnist, tmp_path, change_state, members, message):
+    spec = RunSpec().replace(source=str(small_mnist), hidden=[8], epochs=1, seed=1)
+    run_spec(spec, checkpoint=tmp_path / "ck")
+    saved = checkpoint_files(tmp_path / "ck")[-1]
+    assert read_checkpoint(saved).position.epoch == 1  # the untouched file reads
+    hostile = rewritten(saved, tmp_path / "checkpoint-000001-000000.npz", change_state, members)
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(hostile)
 
 
 def train_command(data, *extra):

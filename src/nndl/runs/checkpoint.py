@@ -5,7 +5,9 @@ next mini-batch B), the newest two kept. Each is one .npz written atomically:
 the weights and biases, momentum velocities and every callback's arrays, plus a
 ``state`` member of UTF-8 JSON with the run specification, the nndl version, a
 fingerprint of the data, the position (epoch, mini-batch, η, the dropout
-stream), the history and the callbacks' other state. Nothing is pickled.
+stream), the history, the callbacks' other state and the shape of every
+array member. Nothing is pickled, and a reader checks each member's .npy header
+against those shapes (and their total against a cap) before reading its data.
 
 Because every random stream is keyed by (seed, purpose, epoch), weights,
 velocities, η and this state are all a run needs: a resumed run ends with
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import sys
 import zipfile
@@ -28,16 +31,18 @@ import numpy as np
 from .. import __version__
 from ..callbacks import Callback
 from ..errors import ConfigError, NndlError
-from ..files.atomic import parse_json, write_bytes_atomically
+from ..files.atomic import open_regular_file, parse_json, write_bytes_atomically
+from ..files.models import ARCHIVE_ERRORS, MAX_PARAMETERS, ModelFileError, read_member
 from ..network import Network
 from ..training import Position, TrainingRun
 from .spec import RunSpec
 
 FORMAT = "nndl-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the state lists every array member's shape
 KEEP = 2
 NAME = re.compile(r"^checkpoint-(\d{6})-(\d{6})\.npz$")
-MAX_STATE_BYTES = 256 * 2**20
+MAX_STATE_BYTES = 32 * 2**20
+MAX_VALUES = 4 * MAX_PARAMETERS  # numbers in all arrays: weights, velocities, the best epoch's weights, and more
 
 
 class CheckpointError(NndlError):
@@ -137,6 +142,7 @@ class Checkpointer(Callback):
                               "dropout_state": position.dropout_state, "epoch_seconds": position.epoch_seconds,
                               "n_parameters": len(params),
                               "n_velocities": None if position.velocities is None else len(position.velocities)},
+                 "arrays": {name: list(array.shape) for name, array in arrays.items()},
                  "history": position.history, "callbacks": packed}
         arrays["state"] = np.frombuffer(json.dumps(state).encode("utf-8"), dtype=np.uint8)
         buffer = io.BytesIO()
@@ -159,36 +165,53 @@ def checkpoint_files(folder: Path) -> list[Path]:
 def read_checkpoint(path: Path) -> Checkpoint:
     """Read one checkpoint, or raise CheckpointError saying why it cannot be used."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "state" not in archive.files:
+        with open_regular_file(path, "an nndl checkpoint", CheckpointError) as handle, zipfile.ZipFile(handle) as archive:
+            if "state.npy" not in archive.namelist():
                 raise CheckpointError(f"{path}: not an nndl checkpoint (no state)")
-            raw = archive["state"]
-            if raw.dtype != np.uint8 or raw.ndim != 1 or raw.size > MAX_STATE_BYTES:
-                raise CheckpointError(f"{path}: damaged state")
+            raw = read_member(archive, path, "state", "ui", max_length=MAX_STATE_BYTES)
+            if raw.dtype != np.uint8:
+                raise CheckpointError(f"{path}: damaged state (dtype {raw.dtype}, expected bytes)")
             state = parse_json(raw.tobytes(), str(path), "an nndl checkpoint", CheckpointError)
             if not isinstance(state, dict) or state.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: not an nndl checkpoint")
             if state.get("format_version") != FORMAT_VERSION:
-                raise CheckpointError(f"{path}: checkpoint format {state.get('format_version')}; "
+                raise CheckpointError(f"{path}: checkpoint format {state.get('format_version')!r:.20}; "
                                       f"this nndl reads {FORMAT_VERSION}")
-            pos = state["position"]
-            parameters = [archive[f"param.{i}"] for i in range(pos["n_parameters"])]
-            velocities = (None if pos["n_velocities"] is None
-                          else [archive[f"velocity.{i}"] for i in range(pos["n_velocities"])])
-            named = {name: archive[name] for name in archive.files if name.startswith("callback")}
-    except CheckpointError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            shapes = checked_shapes(path, state["arrays"])
+            arrays = {name: read_member(archive, path, name, "f", shape) for name, shape in shapes.items()}
+    except (CheckpointError, ModelFileError) as exc:
+        raise CheckpointError(str(exc)) from None
+    except (*ARCHIVE_ERRORS, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
     try:
+        pos = state["position"]
+        parameters = [arrays[f"param.{i}"] for i in range(pos["n_parameters"])]
+        velocities = (None if pos["n_velocities"] is None
+                      else [arrays[f"velocity.{i}"] for i in range(pos["n_velocities"])])
         spec = RunSpec.from_dict(state["spec"], f"{path}: spec")
         position = Position(int(pos["epoch"]), int(pos["batch"]), float(pos["eta"]), velocities,
                             list(state["history"]), pos["dropout_state"], float(pos["epoch_seconds"]))
-        callbacks = unpack_state(state["callbacks"], named)
+        callbacks = unpack_state(state["callbacks"], arrays)
     except (ConfigError, KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint ({exc})") from None
     return Checkpoint(path, spec, str(state["data_fingerprint"]), position, parameters, callbacks,
                       bool(state["finished"]))
+
+
+def checked_shapes(path: Path, shapes: Any) -> dict[str, tuple[int, ...]]:
+    """The array members' shapes from the state: whole numbers ≥ 0, at most MAX_VALUES numbers in all."""
+    if not isinstance(shapes, dict):
+        raise CheckpointError(f"{path}: damaged checkpoint (no list of arrays)")
+    checked, total = {}, 0
+    for name, shape in shapes.items():
+        if (not isinstance(shape, list) or len(shape) > 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+            raise CheckpointError(f"{path}: damaged checkpoint (array {name!r:.40} has shape {shape!r:.40})")
+        checked[name] = tuple(shape)
+        total += math.prod(shape)
+    if total > MAX_VALUES:
+        raise CheckpointError(f"{path}: its arrays hold {total:,} numbers, more than nndl reads ({MAX_VALUES:,})")
+    return checked
 
 
 def latest_checkpoint(folder: Path, warn=lambda message: print(message, file=sys.stderr)) -> Checkpoint:
