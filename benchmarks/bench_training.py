@@ -4,6 +4,7 @@ Not a test: it prints figures and ratios. Run from the repository root:
 
     python benchmarks/bench_training.py               # both parts below (about 10 minutes on 2 cores)
     python benchmarks/bench_training.py --part small  # chapter 1's [784, 30, 10]: nndl, book, PyTorch, floor
+    python benchmarks/bench_training.py --part phases # where its step spends the time: data, forward, backprop, update
     python benchmarks/bench_training.py --part blas   # large layers: 1 against 2 BLAS threads, idle and busy
     python benchmarks/bench_training.py --busy        # either, with another process spinning on one core
 
@@ -45,7 +46,8 @@ import numpy as np
 from nndl.data.mnist import Dataset, load_mnist
 from nndl.network import Network
 from nndl.runs.blas import blas_threads
-from nndl.training import TrainingConfig, train
+from nndl.optimizer import SGD
+from nndl.training import TrainingConfig, mini_batches, train
 
 EPOCH = 50_000  # images in one epoch of the book's training set
 SMALL = [784, 30, 10]
@@ -71,6 +73,33 @@ def nndl_timer(data: Dataset, sizes: list[int], dtype: str, m: int, backprop: st
         with blas_threads(threads):
             run = train(network, data, config)
         return run.history.epochs[0]["seconds"] * EPOCH / len(data)
+
+    return timed
+
+
+def phase_timer(data: Dataset, sizes: list[int], dtype: str, m: int, phase: str) -> Timer:
+    """An epoch of one part of nndl's step alone, for the table of where the time goes.
+
+    ``phase``: "data" (mini-batches as input columns), "forward" (z = w·a + b and
+    σ per layer), "backprop" (forward and BP1-BP4) or "step" (backprop and the update).
+    """
+    network = Network(sizes, seed=1, dtype=dtype)
+    optimizer = SGD(network, ETA, len(data))
+    order = np.random.default_rng(1).permutation(len(data))
+    batches = list(mini_batches(network, data.images, data.labels, order, m))
+    workspace = network.workspace(m)
+    parts = {
+        "data": lambda: sum(1 for _ in mini_batches(network, data.images, data.labels, order, m)),
+        "forward": lambda: [network.forward(x, workspace=workspace) for _, x, _ in batches],
+        "backprop": lambda: [network.backprop(x, y, None, workspace) for _, x, y in batches],
+        "step": lambda: [optimizer.step(network, *network.backprop(x, y, None, workspace), m) for _, x, y in batches],
+    }
+
+    def timed() -> float:
+        with blas_threads(1):
+            started = time.perf_counter()
+            parts[phase]()
+            return (time.perf_counter() - started) * EPOCH / len(data)
 
     return timed
 
@@ -264,6 +293,19 @@ def small_part(mnist_training: Dataset, args: argparse.Namespace) -> None:
     print_ratio(rows, "nndl / floor, float32 m=100", "nndl float32 m=100", "floor float32 m=100")
 
 
+def phases_part(mnist_training: Dataset, args: argparse.Namespace) -> None:
+    """Where an epoch of [784, 30, 10] at m = 10 spends its time, each part timed on its own (cumulative)."""
+    data = mnist_training.head(args.images)
+    for dtype in ("float32", "float64"):
+        print(f"\nwhere the time goes, [784, 30, 10] {dtype} m=10, each row includes the ones above it but data; "
+              f"best of {args.reps}")
+        timers: dict[str, Timer | None] = {phase: phase_timer(data, SMALL, dtype, 10, phase)
+                                           for phase in ("data", "forward", "backprop", "step")}
+        timers["matrix products alone (the floor)"] = floor_timer(data, SMALL, dtype, 10)
+        timers["the whole epoch (train)"] = nndl_timer(data, SMALL, dtype, 10)
+        print_rows(best_of(timers, args.reps))
+
+
 @contextlib.contextmanager
 def distortion_workers(data: Dataset, workers: int) -> Iterator[None]:
     """Keep ``workers`` distortion processes busy (rotations, skews, elastic), as ``--augment`` training does."""
@@ -330,7 +372,7 @@ def blas_part(mnist_training: Dataset, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="MNIST folder (default: NNDL_DATA or the cache)")
-    parser.add_argument("--part", choices=("small", "blas", "all"), default="all")
+    parser.add_argument("--part", choices=("small", "phases", "blas", "all"), default="all")
     parser.add_argument("--images", type=int, default=10_000, help="images timed for the fast rows")
     parser.add_argument("--slow-images", type=int, default=2_000, help="images timed for the book and PyTorch")
     parser.add_argument("--large-images", type=int, default=2_000, help="images timed for the large layers")
@@ -344,6 +386,8 @@ def main() -> None:
     with busy_core(args.busy):
         if args.part in ("small", "all"):
             small_part(mnist_training, args)
+        if args.part in ("phases", "all"):
+            phases_part(mnist_training, args)
         if args.part in ("blas", "all"):
             blas_part(mnist_training, args)
 
