@@ -6,7 +6,10 @@ import re
 import pytest
 
 from nndl.app.cli import main
+from nndl.data.mnist import load_mnist
 from nndl.errors import ConfigError
+from nndl.files.models import load_model
+from nndl.metrics import ensemble_accuracy
 from nndl.runs.experiments import EXPERIMENTS, Experiment, Figure, Row, measure, run_all, run_experiment
 from nndl.runs.spec import RunSpec
 from conftest import write_fake_mnist
@@ -132,6 +135,34 @@ def test_an_experiment_on_generated_data_resumes_and_keeps_quick_apart(tmp_path)
     assert first["rows"] == again["rows"]
     with pytest.raises(ConfigError, match="holds a full run's results"):
         run_experiment(experiment, tmp_path / "out", seeds=1, quick=True, data_dir=str(data), log=logs.append)
+
+
+def test_an_ensemble_row_scores_the_kept_networks_of_every_seed_together(tmp_path):
+    data = write_fake_mnist(tmp_path / "data", n_train=10_300, n_test=200, side=4)
+    experiment = Experiment("tiny", "a tiny one", "-", {"run": {"hidden": [5], "epochs": 2}},
+                            (Row("each", "run", "kept test_accuracy"), Row("together", "run", "ensemble test_accuracy")))
+    assert experiment.ensembles == {"run"}
+    outcome = run_experiment(experiment, tmp_path / "out", seeds=3, data_dir=str(data), log=lambda m: None)
+    models = sorted((tmp_path / "out" / "tiny").glob("model-run-seed*.npz"))
+    assert [p.name for p in models] == [f"model-run-seed{k}.npz" for k in (1, 2, 3)]
+    networks = [load_model(p) for p in models]
+    test = load_mnist(str(data)).test
+    together = next(r for r in outcome["rows"] if r["label"] == "together")
+    assert together["values"] == [100.0 * ensemble_accuracy(networks, test)["accuracy"]]
+    each = next(r for r in outcome["rows"] if r["label"] == "each")
+    assert each["values"] == [100.0 * test_accuracy for test_accuracy in
+                              (ensemble_accuracy([n], test)["accuracy"] for n in networks)]  # each seed alone
+    models[1].unlink()  # a finished run whose network is gone is trained again
+    logs = []
+    again = run_experiment(experiment, tmp_path / "out", seeds=3, data_dir=str(data), log=logs.append)
+    assert sum("not rerun" in line for line in logs) == 2 and models[1].is_file()
+    assert again["rows"] == outcome["rows"]
+
+
+@pytest.mark.parametrize("measure_name", ["ensemble test_cost", "ensemble validation_cost"])
+def test_an_ensemble_row_needs_an_accuracy(measure_name):
+    with pytest.raises(ConfigError, match="an ensemble is scored by its accuracy"):
+        Row("r", "run", measure_name)
 
 
 def test_cli_experiment_list_run_and_plot(capsys, mnist_dir, tmp_path):

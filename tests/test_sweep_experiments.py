@@ -7,7 +7,8 @@ from pathlib import Path
 
 from conftest import write_fake_mnist
 from nndl.app.cli import main
-from nndl.runs.experiments import get_experiment, run_experiment
+from nndl.runs.engine import Engine
+from nndl.runs.experiments import Experiment, Row, get_experiment, run_experiment
 
 NAMES = ("weight-init", "multiple-eta")
 
@@ -35,6 +36,18 @@ def test_the_whole_table_on_two_workers_gives_the_numbers_of_a_one_process_run(t
         assert numbers(tmp_path / "dask" / name) == numbers(tmp_path / "alone" / name)
     workers = {json.loads(p.read_text())["worker"] for p in (tmp_path / "dask").glob("*/history-*.json")}
     assert len(workers) == 2  # trained on the cluster, by both workers
+
+
+def test_an_ensemble_on_the_engine_equals_one_trained_in_one_process(tmp_path):
+    data = write_fake_mnist(tmp_path / "mnist", n_train=10_300, n_test=200, side=4)
+    experiment = Experiment("tiny", "a tiny one", "-", {"run": {"hidden": [5], "epochs": 2}},
+                            (Row("together", "run", "ensemble test_accuracy"),))
+    alone = run_experiment(experiment, tmp_path / "alone", seeds=2, data_dir=str(data), log=lambda m: None)
+    with Engine(workers=2, progress=False) as engine:
+        spread = run_experiment(experiment, tmp_path / "dask", seeds=2, data_dir=str(data), log=lambda m: None,
+                                engine=engine)
+    assert spread["rows"] == alone["rows"]
+    assert len(list((tmp_path / "dask" / "tiny").glob("model-run-seed*.npz"))) == 2
 
 
 def test_experiment_run_rejects_a_bad_worker_count_in_one_line(tmp_path, capsys):

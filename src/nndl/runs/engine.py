@@ -35,14 +35,16 @@ REFRESH_SECONDS = 1.0
 WORKER_CACHE = DataCache()
 
 
-def train_task(spec: dict[str, Any], keep_best: str | None = None, score_kept: bool = False) -> dict[str, Any]:
+def train_task(spec: dict[str, Any], keep_best: str | None = None, score_kept: bool = False,
+               keep_network: bool = False) -> dict[str, Any]:
     """Worker side: train the run ``spec`` (its JSON form) and return its summary and the worker's name.
 
     ``keep_best`` ("validation accuracy") ends the run with the weights of its
     best epoch by that measure and returns the network under "network" (the
     sweep keeps the chosen run's model to test it once, at the end);
     ``score_kept`` adds the finished network's validation and test accuracy under
-    "kept" (as the experiments report them).
+    "kept" (as the experiments report them); ``keep_network`` returns the finished
+    network under "network" too (an experiment's ensemble scores it).
     """
     from ..schedules import KeepBest
 
@@ -52,7 +54,7 @@ def train_task(spec: dict[str, Any], keep_best: str | None = None, score_kept: b
     summary = {**result.summary, "worker": worker_name()}
     if score_kept:
         summary["kept"] = kept_scores(result.network, WORKER_CACHE.get(run.data))
-    if keep_best:
+    if keep_best or keep_network:
         summary["network"] = result.network
     return summary
 

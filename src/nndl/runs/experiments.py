@@ -26,12 +26,14 @@ from typing import Any, Callable, Iterator
 from ..errors import ConfigError
 from ..files.atomic import read_json, write_bytes_atomically
 from ..files.plots import plot_series
-from ..metrics import Measure
+from ..data.mnist import MNIST
+from ..files.models import load_model, save_model
+from ..metrics import Measure, ensemble_accuracy
 from .checkpoint import checkpoint_files
 from .runner import DataCache, kept_scores, run_spec
 from .spec import RunSpec
 
-HOWS = ("best", "final", "first", "kept", "epoch-of-best", "epoch-of-min")
+HOWS = ("best", "final", "first", "kept", "ensemble", "epoch-of-best", "epoch-of-min")
 
 
 def parse_measure(text: str) -> tuple[str, Measure | None]:
@@ -50,8 +52,10 @@ class Row:
 
     ``measure`` is "best KEY", "final KEY", "first KEY" (epoch 0), "kept KEY"
     (the finished network scored afresh: with early stopping, the best epoch's
-    weights), "epoch-of-best KEY", "epoch-of-min KEY" or "epochs" (how many ran);
-    KEY names a dataset and a measure, such as test_accuracy or training_cost.
+    weights), "ensemble KEY" (the finished networks of every seed voting with
+    their averaged outputs; an accuracy), "epoch-of-best KEY", "epoch-of-min KEY"
+    or "epochs" (how many ran); KEY names a dataset and a measure, such as
+    test_accuracy or training_cost.
     """
 
     label: str
@@ -60,7 +64,9 @@ class Row:
     book: float | str | None = None
 
     def __post_init__(self) -> None:
-        parse_measure(self.measure)
+        how, measure = parse_measure(self.measure)
+        if how == "ensemble" and (measure is None or measure.name != "accuracy"):
+            raise ConfigError(f"row {self.label!r}: an ensemble is scored by its accuracy, e.g. 'ensemble test_accuracy'")
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,7 @@ class Experiment:
         for row in self.rows:
             self.check_reference(row.run, f"row {row.label!r}")
             how, measure = parse_measure(row.measure)
-            if measure is not None and how != "kept":
+            if measure is not None and how not in ("kept", "ensemble"):
                 self.check_recorded(specs[row.run], measure, f"row {row.label!r}")
         for figure in self.figures:
             for run in figure.runs or tuple(self.runs):
@@ -126,6 +132,11 @@ class Experiment:
     def check_recorded(self, spec: RunSpec, measure: Measure, what: str) -> None:
         if measure.name not in recorded_datasets(spec).get(measure.dataset, set()):
             raise ConfigError(f"experiment {self.name!r}: {what} needs the {measure}, which its run does not record")
+
+    @property
+    def ensembles(self) -> set[str]:
+        """The runs whose finished networks an ensemble row scores together (their models are kept)."""
+        return {row.run for row in self.rows if row.measure.startswith("ensemble ")}
 
     def specs(self, quick: bool = False) -> dict[str, RunSpec]:
         """The runs as validated specifications (shortened when ``quick``)."""
@@ -300,6 +311,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
          Row("test accuracy of the best validation epoch", DEEP, "kept test_accuracy",
              "99.51 (Ciresan et al., tanh, days on a GPU)"),
          Row("best validation accuracy", DEEP, "best validation_accuracy"),
+         Row("validation accuracy of the seeds' networks together", DEEP, "ensemble validation_accuracy"),
+         Row("test accuracy of the seeds' networks together", DEEP, "ensemble test_accuracy", "99.3 (Simard et al.)"),
          Row("epochs trained", "affine + elastic, exponential decay", "epochs"),
          Row("epochs trained", DEEP, "epochs")),
         figures=(Figure("elastic-validation", "Validation accuracy on fresh distortions", "validation_accuracy"),),
@@ -308,7 +321,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
              "by 1% every epoch (Ciresan et al.'s schedule) on rotated, skewed and elastically distorted digits; "
              "the third is Ciresan et al.'s [784, 1000, 500, 10] with rectified linear neurons and softmax, on "
              "digits also scaled by up to ±15% and with smoother, stronger elastic fields (σ = 6, α = 36), for "
-             "at most 105 minutes.",
+             "at most 105 minutes. Its seeds' best-validation networks also vote together (their outputs "
+             "averaged, as `nndl evaluate a.npz b.npz` does), scored once on the test set.",
         long=True,
     ),
 )}
@@ -346,13 +360,15 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
     if engine is not None:  # train the unfinished runs as parallel tasks; the loop below reads their files
         train_on_engine(engine, [experiment], out_dir, seeds=seeds, quick=quick, data_dir=data_dir, log=log)
     for label, seed, seeded, path in planned_runs(experiment, out, seeds, quick, data_dir):
-        summary = finished_run(path, seeded)
+        summary = finished_run(path, seeded, label in experiment.ensembles)
         if summary is None:
             checkpoint = out / "checkpoints" / path.stem if experiment.long else None  # hours: keep them safe
             resume = checkpoint is not None and bool(checkpoint_files(checkpoint))
             result = run_spec(seeded, cache=cache, checkpoint=checkpoint, resume=resume)
             summary = {**result.summary, "run": label, "quick": quick,
                        "kept": kept_scores(result.network, cache.get(seeded.data))}
+            if label in experiment.ensembles:
+                save_model(result.network, model_path(path))
             write_bytes_atomically(path, json.dumps(summary).encode())
             how = f"({summary['seconds']:.1f} s)"
         else:
@@ -361,8 +377,11 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
         log(f"{experiment.name}: {label}, seed {seed}: best {summary['best']['measure']} "
             f"{100 * summary['best']['accuracy']:.2f}% {how}")
     figures = [draw_figure(experiment, figure, results, out) for figure in experiment.figures]
+    ensembles = {label: ensemble_scores([model_path(path) for _, _, _, path in runs], cache.get(runs[0][2].data))
+                 for label in experiment.ensembles
+                 if (runs := [r for r in planned_runs(experiment, out, seeds, quick, data_dir) if r[0] == label])}
     outcome = {"experiment": experiment.name, "quick": quick, "seeds": seeds,
-               "seconds": time.perf_counter() - started, "rows": report_rows(experiment, results),
+               "seconds": time.perf_counter() - started, "rows": report_rows(experiment, results, ensembles),
                "figures": figures}
     write_bytes_atomically(out / "report.md", experiment_report(experiment, outcome).encode("utf-8"))
     write_bytes_atomically(out / "results.json", json.dumps(outcome).encode("utf-8"))
@@ -379,6 +398,17 @@ def planned_runs(experiment: Experiment, out: Path, seeds: int, quick: bool,
             yield label, seed, spec.replace(seed=seed), out / f"history-{slug(label)}-seed{seed}.json"
 
 
+def model_path(history: Path) -> Path:
+    """Where the finished network of the run whose history is ``history`` is kept (for ensembles)."""
+    return history.with_name(history.stem.replace("history-", "model-", 1) + ".npz")
+
+
+def ensemble_scores(models: list[Path], mnist: MNIST) -> dict[str, float]:
+    """The validation and test accuracy of the saved networks voting together (their averaged outputs)."""
+    networks = [load_model(path) for path in models]
+    return {d.name: ensemble_accuracy(networks, d)["accuracy"] for d in (mnist.validation, mnist.test)}
+
+
 def train_on_engine(engine: Any, experiments: list[Experiment], out_dir: str | Path, *, seeds: int, quick: bool,
                     data_dir: str | None, log: Callable[[str], None] = print) -> None:
     """Train every unfinished (experiment, run, seed) as one task on a Dask engine (nndl.runs.engine),
@@ -390,19 +420,26 @@ def train_on_engine(engine: Any, experiments: list[Experiment], out_dir: str | P
         out = Path(out_dir) / experiment.name
         check_same_form(out, quick)
         for label, seed, seeded, path in planned_runs(experiment, out, seeds, quick, data_dir):
-            if finished_run(path, seeded) is None:
-                tasks[f"{experiment.name}-{slug(label)}-seed{seed}"] = ((label, path), (seeded.to_dict(),))
-    for outcome in engine.run(train_task, tasks, what="runs", score_kept=True):
-        label, path = outcome.item
+            keep = label in experiment.ensembles
+            if finished_run(path, seeded, keep) is None:
+                tasks[f"{experiment.name}-{slug(label)}-seed{seed}"] = ((label, path, keep),
+                                                                         (seeded.to_dict(), None, True, keep))
+    for outcome in engine.run(train_task, tasks, what="runs"):
+        label, path, keep = outcome.item
         if outcome.error is not None:  # the report's loop trains it again in this process, or fails there
             log(f"{outcome.key}: failed on the cluster: {outcome.error}")
             continue
-        write_bytes_atomically(path, json.dumps({**outcome.result, "run": label, "quick": quick}).encode())
+        summary = dict(outcome.result)
+        network = summary.pop("network", None)
+        if keep:
+            save_model(network, model_path(path))
+        write_bytes_atomically(path, json.dumps({**summary, "run": label, "quick": quick}).encode())
 
 
-def finished_run(path: Path, spec: RunSpec) -> dict[str, Any] | None:
-    """The summary saved at ``path`` if it is a finished run of exactly ``spec``, else None."""
-    if not path.is_file():
+def finished_run(path: Path, spec: RunSpec, needs_model: bool = False) -> dict[str, Any] | None:
+    """The summary saved at ``path`` if it is a finished run of exactly ``spec`` (and, if
+    ``needs_model``, its network was kept), else None."""
+    if not path.is_file() or (needs_model and not model_path(path).is_file()):
         return None
     try:
         summary = read_json(path, "a run history")
@@ -447,11 +484,16 @@ def measure(summary: dict[str, Any], measure: str) -> float:
     return float(pick(records, key=lambda item: item[1])[0]["epoch"])
 
 
-def report_rows(experiment: Experiment, results: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Each row's book value beside nndl's per-seed values, their best and mean."""
+def report_rows(experiment: Experiment, results: dict[str, list[dict[str, Any]]],
+                ensembles: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """Each row's book value beside nndl's per-seed values, their best and mean (an ensemble row has one value)."""
     rows = []
     for row in experiment.rows:
-        values = [measure(summary, row.measure) for summary in results[row.run]]
+        how, chosen = parse_measure(row.measure)
+        if how == "ensemble":
+            values = [100.0 * ensembles[row.run][chosen.dataset]]
+        else:
+            values = [measure(summary, row.measure) for summary in results[row.run]]
         rows.append({"label": row.label, "run": row.run, "measure": row.measure, "book": row.book,
                      "values": values, "best": best_of(row.measure, values), "mean": statistics.mean(values)})
     return rows
