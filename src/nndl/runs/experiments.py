@@ -25,9 +25,8 @@ from typing import Any, Callable, Iterator
 
 from ..errors import ConfigError
 from ..files.atomic import read_json, write_bytes_atomically
-from ..files.plots import plot_series
-from ..data.mnist import MNIST
 from ..files.models import load_model, save_model
+from ..files.plots import plot_series
 from ..metrics import Measure, ensemble_accuracy
 from .checkpoint import checkpoint_files
 from .runner import DataCache, kept_scores, run_spec
@@ -66,7 +65,8 @@ class Row:
     def __post_init__(self) -> None:
         how, measure = parse_measure(self.measure)
         if how == "ensemble" and (measure is None or measure.name != "accuracy"):
-            raise ConfigError(f"row {self.label!r}: an ensemble is scored by its accuracy, e.g. 'ensemble test_accuracy'")
+            raise ConfigError(f"row {self.label!r}: an ensemble is scored by its accuracy, "
+                              "e.g. 'ensemble test_accuracy'")
 
 
 @dataclass(frozen=True)
@@ -377,9 +377,7 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
         log(f"{experiment.name}: {label}, seed {seed}: best {summary['best']['measure']} "
             f"{100 * summary['best']['accuracy']:.2f}% {how}")
     figures = [draw_figure(experiment, figure, results, out) for figure in experiment.figures]
-    ensembles = {label: ensemble_scores([model_path(path) for _, _, _, path in runs], cache.get(runs[0][2].data))
-                 for label in experiment.ensembles
-                 if (runs := [r for r in planned_runs(experiment, out, seeds, quick, data_dir) if r[0] == label])}
+    ensembles = ensembles_of(experiment, out, seeds, quick, data_dir, cache)
     outcome = {"experiment": experiment.name, "quick": quick, "seeds": seeds,
                "seconds": time.perf_counter() - started, "rows": report_rows(experiment, results, ensembles),
                "figures": figures}
@@ -403,10 +401,21 @@ def model_path(history: Path) -> Path:
     return history.with_name(history.stem.replace("history-", "model-", 1) + ".npz")
 
 
-def ensemble_scores(models: list[Path], mnist: MNIST) -> dict[str, float]:
-    """The validation and test accuracy of the saved networks voting together (their averaged outputs)."""
-    networks = [load_model(path) for path in models]
-    return {d.name: ensemble_accuracy(networks, d)["accuracy"] for d in (mnist.validation, mnist.test)}
+def ensembles_of(experiment: Experiment, out: Path, seeds: int, quick: bool, data_dir: str | None,
+                 cache: DataCache) -> dict[str, dict[str, float]]:
+    """For each run an ensemble row names: the validation and test accuracy of its seeds' saved networks
+    voting together (their averaged outputs)."""
+    models: dict[str, list[Path]] = {}
+    data: dict[str, Any] = {}
+    for label, _, seeded, path in planned_runs(experiment, out, seeds, quick, data_dir):
+        if label in experiment.ensembles:
+            models.setdefault(label, []).append(model_path(path))
+            data[label] = seeded.data
+    scores = {}
+    for label, paths in models.items():
+        networks, mnist = [load_model(path) for path in paths], cache.get(data[label])
+        scores[label] = {d.name: ensemble_accuracy(networks, d)["accuracy"] for d in (mnist.validation, mnist.test)}
+    return scores
 
 
 def train_on_engine(engine: Any, experiments: list[Experiment], out_dir: str | Path, *, seeds: int, quick: bool,
