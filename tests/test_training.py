@@ -180,3 +180,17 @@ def test_mini_batches_are_the_chosen_images_as_columns_and_their_one_hot_targets
         np.testing.assert_array_equal(x, images[chosen].T / 255.0)
         np.testing.assert_array_equal(y, np.eye(3)[:, labels[chosen]])
         assert x.dtype == y.dtype == np.float64
+
+
+@pytest.mark.parametrize("sizes, m, workers, all_cores", [
+    ([784, 30, 10], 10, 0, False),  # chapter 1: small products, one thread
+    ([784, 100, 10], 10, 0, False),
+    ([784, 400, 10], 10, 0, True),  # 784 × 400 × 10 ≥ 3 million multiply-adds
+    ([784, 100, 10], 100, 0, True),
+    ([784, 1000, 500, 10], 10, 0, True),
+    ([784, 1000, 500, 10], 10, 2, False),  # distortion workers want the cores
+])
+def test_blas_threads_follow_the_size_of_the_products(sizes, m, workers, all_cores):
+    from nndl.runs.blas import cores, default_threads
+
+    assert default_threads(sizes, m, workers) == (cores() if all_cores else 1)

@@ -28,7 +28,7 @@ from ..gradcheck import TOLERANCE, check_all
 from ..metrics import Monitor, ensemble_accuracy, evaluate
 from ..network import Network
 from ..pixels import unit_interval
-from ..runs.blas import DEFAULT_BLAS_THREADS, blas_available
+from ..runs.blas import AUTO, blas_available
 from ..runs.experiments import EXPERIMENTS, get_experiment, run_all, run_experiment
 from ..runs.runner import RunResult, run_spec
 from ..runs.spec import FIELD_SECTION, SECTIONS, RunSpec
@@ -178,9 +178,9 @@ def build_parser() -> Parser:
                    "(the newest two checkpoints are kept)")
     t.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (its settings, unless "
                    "options change them, which is refused) and keep checkpointing there")
-    t.add_argument("--blas-threads", type=whole_number(0, 64), default=DEFAULT_BLAS_THREADS, metavar="N",
-                   help=f"BLAS threads during training; 0 leaves BLAS's own choice (default "
-                   f"{DEFAULT_BLAS_THREADS}: fastest for these small matrices)")
+    t.add_argument("--blas-threads", type=whole_number(0, 64), metavar="N",
+                   help="BLAS threads during training; 0 leaves BLAS's own choice (default: every core for large "
+                   "layers, (largest layer's weights) × m ≥ 3 million, without distortion workers; else 1)")
     t.add_argument("--save", metavar="FILE",
                    help="save the trained model to FILE (.npz; .json writes the book's network2.py format)")
     t.add_argument("--json", action="store_true",
@@ -315,7 +315,7 @@ def run_train(args: argparse.Namespace) -> int:
         check_model_target(args.save, spec.network.describe())
     if args.checkpoint:
         check_output_folder(args.checkpoint, "--checkpoint")
-    threads = args.blas_threads or None
+    threads = AUTO if args.blas_threads is None else args.blas_threads or None
     if threads is not None and not blas_available():
         say(args, "(install threadpoolctl to limit BLAS threads: pip install 'nndl[cli]')")
     callbacks = [StopOnSignal(), *([] if args.quiet else [Announce()]), *display_callbacks(args.quiet)]

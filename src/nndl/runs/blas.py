@@ -1,23 +1,31 @@
-"""Limiting the threads of NumPy's BLAS library during training.
+"""How many threads NumPy's BLAS library uses during training, chosen by the size of the products.
 
-Training multiplies small matrices (30×784 by 784×10) thousands of times a
-second. A multi-threaded BLAS splits each product across cores, and on a small
-or busy machine the threads spend more time waiting for each other than
-computing: training can be 5-50x slower. nndl therefore runs training with one
-BLAS thread by default, whatever the layer sizes: on the 2-core machines nndl
-is built on, two threads were 2-20x slower than one for [784, 800, 10] and
-[784, 1000, 500, 10] as well, at m = 10 and m = 100, with and without two
-distortion workers busy, while another training run used about one core
-(``python benchmarks/bench_training.py --part blas`` measures both ways).
+Each SGD step multiplies every weight matrix by a mini-batch of m columns.
+A multi-threaded BLAS splits each product across cores; for small products
+the threads spend more time waiting for each other than computing. Measured
+on an idle 2-core machine (``python benchmarks/bench_training.py --part
+blas``), 2 threads against 1 were:
+
+- 1.0x for [784, 100, 10] at m = 10 and 0.93x for [784, 200, 10], 1.09x for
+  [784, 400, 10], 1.38x for [784, 800, 10] and 1.33x for [784, 1000, 500, 10];
+- at m = 100: 1.28x for [784, 100, 10], 1.48x-1.77x for the larger ones;
+- but with two distortion workers busy, 0.54-0.76x: slower for every size.
+
+So by default nndl trains with every core when the largest product is big,
+(weights of the largest layer) × m ≥ MULTITHREAD_WORK, and nothing else nndl
+starts (distortion workers) wants the cores; otherwise with one thread. On a
+machine busy with other work, ``--blas-threads 1`` is the faster choice.
 This uses threadpoolctl when it is installed (``pip install 'nndl[cli]'``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import os
+from typing import Iterator, Sequence
 
-DEFAULT_BLAS_THREADS = 1
+AUTO = -1  # choose by the size of the products (see default_threads)
+MULTITHREAD_WORK = 3_000_000  # multiply-adds in one product above which all cores pay (784 × 400 × 10 ≈ 3.1 M)
 
 
 def blas_available() -> bool:
@@ -27,6 +35,17 @@ def blas_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_threads(sizes: Sequence[int], m: int, distortion_workers: int) -> int:
+    """BLAS threads for training a network of ``sizes`` on mini-batches of ``m`` (see the module notes)."""
+    largest = max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    return cores() if largest * m >= MULTITHREAD_WORK and not distortion_workers else 1
 
 
 @contextlib.contextmanager

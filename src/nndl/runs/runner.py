@@ -30,7 +30,7 @@ from ..network import Network
 from ..rng import fresh_seed
 from ..schedules import EarlyStopping, EpochDecay, HalveOnPlateau, KeepBest, TimeLimit
 from ..training import TrainingRun, train
-from .blas import DEFAULT_BLAS_THREADS, blas_threads
+from .blas import AUTO, blas_threads, default_threads
 from .checkpoint import Checkpointer, check_compatible, latest_checkpoint
 from .spec import DataSpec, RunSpec
 
@@ -159,7 +159,7 @@ def training_source(spec: RunSpec, training: Dataset, seed: int) -> Iterator[Any
 
 def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCache | None = None,
              checkpoint: str | Path | None = None, resume: bool = False,
-             blas_thread_limit: int | None = DEFAULT_BLAS_THREADS) -> RunResult:
+             blas_thread_limit: int | None = AUTO) -> RunResult:
     """Train the run ``spec`` describes; return the network and a JSON-ready summary.
 
     A spec without a seed gets a fresh one, recorded in the summary. With
@@ -167,6 +167,8 @@ def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCa
     interrupted; ``resume`` continues from its newest checkpoint (refusing a
     different specification or different data). Watching and stopping the run
     (printing, Ctrl-C, the web page's controls) are ``callbacks``.
+    ``blas_thread_limit`` caps BLAS's threads (None: BLAS's own choice; AUTO:
+    by the size of the products, :func:`nndl.runs.blas.default_threads`).
     """
     if resume and checkpoint is None:
         raise NndlError("resuming needs the checkpoint folder")
@@ -191,6 +193,9 @@ def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCa
             check_compatible(saved, spec, fingerprint)
             position = saved.restore(network, rules)
         every.append(checkpointer)  # last: an epoch's decisions are in its checkpoint
+    if blas_thread_limit == AUTO:
+        workers = spec.distortions.workers if spec.distortions.augment else 0
+        blas_thread_limit = default_threads(sizes, spec.training.mini_batch_size, workers)
     started = time.perf_counter()
     # Overflow in a diverging run is reported once, as a sentence, by DivergenceGuard, not as NumPy warnings.
     with blas_threads(blas_thread_limit), np.errstate(over="ignore", invalid="ignore"), \
