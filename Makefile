@@ -26,7 +26,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/speed_and_memory.py
 
 clean:
 	rm -rf $(VENV)
