@@ -309,7 +309,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
          Row("test accuracy of the best validation epoch", "affine + elastic, exponential decay",
              "kept test_accuracy", "99.3 (Simard et al.)"),
          Row("test accuracy of the best validation epoch", DEEP, "kept test_accuracy",
-             "99.51 (Ciresan et al., tanh, days on a GPU)"),
+             "99.51 (Ciresan et al., on a GPU)"),
          Row("best validation accuracy", DEEP, "best validation_accuracy"),
          Row("validation accuracy of the seeds' networks together", DEEP, "ensemble validation_accuracy"),
          Row("test accuracy of the seeds' networks together", DEEP, "ensemble test_accuracy", "99.3 (Simard et al.)"),
