@@ -27,9 +27,9 @@ from ..errors import ConfigError
 from ..files.atomic import read_json, write_bytes_atomically
 from ..files.models import load_model, save_model
 from ..files.plots import plot_series
-from ..metrics import Measure, ensemble_accuracy
+from ..metrics import Measure
 from .checkpoint import checkpoint_files
-from .runner import DataCache, kept_scores, run_spec
+from .runner import DataCache, kept_scores, run_spec, vote_scores
 from .spec import RunSpec
 
 HOWS = ("best", "final", "first", "kept", "ensemble", "epoch-of-best", "epoch-of-min")
@@ -411,11 +411,8 @@ def ensembles_of(experiment: Experiment, out: Path, seeds: int, quick: bool, dat
         if label in experiment.ensembles:
             models.setdefault(label, []).append(model_path(path))
             data[label] = seeded.data
-    scores = {}
-    for label, paths in models.items():
-        networks, mnist = [load_model(path) for path in paths], cache.get(data[label])
-        scores[label] = {d.name: ensemble_accuracy(networks, d)["accuracy"] for d in (mnist.validation, mnist.test)}
-    return scores
+    return {label: vote_scores([load_model(path) for path in paths], cache.get(data[label]))
+            for label, paths in models.items()}
 
 
 def train_on_engine(engine: Any, experiments: list[Experiment], out_dir: str | Path, *, seeds: int, quick: bool,

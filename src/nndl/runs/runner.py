@@ -25,7 +25,7 @@ from ..callbacks import Callback, LearningSpeed
 from ..data.distortions import DistortedEpochs, expand_by_one_pixel, image_side, parse_distortion
 from ..data.mnist import MNIST, Dataset, load_mnist
 from ..errors import NndlError
-from ..metrics import Monitor, evaluate
+from ..metrics import Monitor, ensemble_accuracy, evaluate
 from ..network import Network
 from ..rng import fresh_seed
 from ..schedules import EarlyStopping, EpochDecay, HalveOnPlateau, KeepBest, TimeLimit
@@ -239,5 +239,9 @@ def summarize(spec: RunSpec, mnist: MNIST, run: TrainingRun, seconds: float) -> 
 
 def kept_scores(network: Network, mnist: MNIST) -> dict[str, float]:
     """The finished network's validation and test accuracy (with early stopping: the best epoch's weights)."""
-    return {d.name: evaluate(network, Monitor(d))["accuracy"] for d in (mnist.validation, mnist.test)}
+    return vote_scores([network], mnist)
 
+
+def vote_scores(networks: Sequence[Network], mnist: MNIST) -> dict[str, float]:
+    """The validation and test accuracy of ``networks`` voting with their averaged outputs (one: itself)."""
+    return {d.name: ensemble_accuracy(list(networks), d)["accuracy"] for d in (mnist.validation, mnist.test)}
