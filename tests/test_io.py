@@ -123,3 +123,15 @@ def test_pickles_and_non_models_are_refused(tmp_path):
         load_model(text)
     with pytest.raises(ModelFileError, match="file not found"):
         load_model(tmp_path / "absent.npz")
+
+
+def test_a_one_line_learning_curve_says_whose_it_is_in_its_title(tmp_path, monkeypatch):
+    from nndl.files import plots
+
+    titles = []
+    monkeypatch.setattr(plots, "plot_series", lambda series, path, title, *rest, **options: titles.append(title))
+    record = {"epoch": 0, "metrics": {"validation": {"accuracy": 0.9}}}
+    plots.plot_history({"history": [record]}, tmp_path)
+    two = {"epoch": 0, "metrics": {"validation": {"accuracy": 0.9}, "test": {"accuracy": 0.8}}}
+    plots.plot_history({"history": [two]}, tmp_path)
+    assert titles == ["Validation accuracy per epoch", "Accuracy per epoch"]  # two lines have a legend instead

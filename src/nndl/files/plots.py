@@ -117,6 +117,7 @@ def plot_history(summary: dict[str, Any], out_dir: str | os.PathLike, stem: str 
         series = history_series(history, kind)
         if series:
             path = Path(out_dir) / f"{stem}-{kind}.png"
-            plot_series(series, path, f"{kind.capitalize()} per epoch", "epoch", METRIC_LABELS[kind])
+            whose = f"{next(iter(series))} {kind}" if len(series) == 1 else kind  # one line has no legend: say whose
+            plot_series(series, path, f"{whose[0].upper()}{whose[1:]} per epoch", "epoch", METRIC_LABELS[kind])
             written.append(path)
     return written
