@@ -78,6 +78,10 @@ def test_train_save_then_evaluate(capsys, mnist_dir, tmp_path):
         (["train", "--backprop", "loop"], "backprop 'loop': choose from matrix, per-example"),
         (["train", "--colour"], "unrecognized arguments: --colour"),
         (["fly"], "invalid choice: 'fly'"),
+        (["serve", "--port", "70000"], "--port: '70000': must be from 0 to 65535"),
+        (["serve", "--abandon-after", "nan"], "--abandon-after: 'nan': must be a number from 0 to 604800"),
+        (["serve", "--abandon-after", "-1"], "must be a number from 0 to 604800"),
+        (["inspect", "model.npz", "--gallery", "-1"], "--gallery: '-1': must be from 0 to 10000"),
     ],
 )
 def test_bad_options_are_one_line_and_exit_2(capsys, argv, message):
@@ -280,3 +284,10 @@ def test_evaluate_several_models_and_their_ensemble(capsys, tmp_path):
     assert result["ensemble"]["test"]["correct"] == int(np.sum(votes == mnist.test.labels))
     code, out, _ = run(capsys, "evaluate", *map(str, paths), "--data", str(data))
     assert "ensemble of 3 (averaged outputs)" in out
+
+
+
+def test_sweep_workers_are_bounded_before_a_cluster_starts(capsys):
+    assert main(["sweep", "--example", "book-strategy", "--workers", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert "--workers 100000: at most 64 worker processes" in err and len(err.strip().splitlines()) == 1

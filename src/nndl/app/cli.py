@@ -36,7 +36,7 @@ from ..settings import check_value
 from ..training import check_data_fits
 from . import inspect, predict, sweep_cmd, web
 from .reporting import Announce, EpochPrinter, ProgressBar, StopOnSignal, plural, strict_json
-from .options import add_data_option
+from .options import add_data_option, whole_number
 
 
 def one_line(text: str) -> str:
@@ -50,21 +50,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
-
-
-def whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
-    """An argparse type accepting whole numbers from ``minimum`` to ``maximum`` (every input is bounded)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"{text!r}: must be from {minimum} to {maximum}")
-        return value
-
-    return parse
 
 
 SEED = whole_number(0, 2**32 - 1)

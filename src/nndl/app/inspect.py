@@ -32,7 +32,7 @@ from ..files.models import load_model
 from ..files.plots import Series, plot_series, pyplot
 from ..network import Network
 from ..pixels import unit_interval
-from .options import add_data_option
+from .options import add_data_option, whole_number
 
 GALLERY_SIZE = 40  # misclassified digits shown
 WEIGHT_IMAGES = 100  # first-layer neurons drawn at most (an 800-neuron layer would be unreadable)
@@ -306,8 +306,6 @@ def write_page(out: Path, model: str, network: Network, found: Inspection, speed
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    if args.gallery < 0:
-        raise ConfigError(f"--gallery {args.gallery}: give how many mistakes to show, 0 or more")
     network = load_model(args.model)
     dataset = load_mnist(args.data, train_size=1).split(args.on)
     found = inspect_network(network, dataset, args.gallery)
@@ -347,6 +345,6 @@ def register(commands: Any) -> None:
     i.add_argument("--out", default="inspect", metavar="DIR", help="where to write the page (default ./inspect)")
     add_data_option(i)
     i.add_argument("--on", choices=("test", "validation"), default="test", help="the images to score (default test)")
-    i.add_argument("--gallery", type=int, default=GALLERY_SIZE, metavar="N",
+    i.add_argument("--gallery", type=whole_number(0, 10_000), default=GALLERY_SIZE, metavar="N",
                    help=f"misclassified digits shown, surest first (default {GALLERY_SIZE})")
     i.set_defaults(run=run_inspect)

@@ -10,6 +10,8 @@ from typing import Any
 from ..errors import ConfigError
 from .options import add_data_option
 
+MAX_WORKERS = 64  # local Dask worker processes one command may start
+
 
 def register(commands: Any) -> None:
     """Add the ``sweep`` subcommand to the ``nndl`` parser's subcommands."""
@@ -55,9 +57,11 @@ def engine_from_args(args: argparse.Namespace) -> Any:
 
 
 def checked_workers(args: argparse.Namespace) -> int | None:
-    """--workers, refused below 1 before anything starts."""
+    """--workers, refused below 1 or above MAX_WORKERS before anything starts."""
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: must be at least 1")
+    if args.workers is not None and args.workers > MAX_WORKERS:
+        raise ConfigError(f"--workers {args.workers}: at most {MAX_WORKERS} worker processes")
     return args.workers
 
 

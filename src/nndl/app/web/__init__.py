@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from ...errors import ConfigError
-from ..options import add_data_option
+from ..options import add_data_option, real_number, whole_number
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -22,8 +22,6 @@ def run_serve(args: argparse.Namespace) -> int:
         from .server import create_app
     except ImportError:
         raise ConfigError("nndl serve needs FastAPI and uvicorn: pip install 'nndl[web]'") from None
-    if not 0 <= args.port <= 65535:
-        raise ConfigError(f"--port {args.port}: choose a port from 0 to 65535")
     app = create_app(args.models, args.data or os.environ.get("NNDL_DATA") or None, args.abandon_after)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
     server = uvicorn.Server(config)
@@ -49,7 +47,7 @@ def register(commands: Any) -> None:
     add_data_option(s)
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this computer only)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    s.add_argument("--abandon-after", type=float, default=60.0, metavar="SECONDS",
+    s.add_argument("--port", type=whole_number(0, 65535), default=8000, help="port (default 8000; 0 picks a free one)")
+    s.add_argument("--abandon-after", type=real_number(0.0, 604_800.0), default=60.0, metavar="SECONDS",
                    help="stop a training run no open page has watched for this long (default 60)")
     s.set_defaults(run=run_serve)
