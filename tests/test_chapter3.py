@@ -339,6 +339,16 @@ def test_smooth_decays_follow_their_formula(kind, expected):
     assert got == pytest.approx(expected, abs=1e-9)
 
 
+@pytest.mark.parametrize("kind", ["exponential", "step", "cosine"])
+def test_smooth_decays_scale_with_eta0_and_cosine_ends_at_gamma_eta0(kind):
+    from nndl.schedules import EpochDecay
+    decay = EpochDecay(kind, gamma=0.5, every=2)
+    for epoch in range(5):  # η₀ = 0.2 gives a fifth of η₀ = 1's rate at every epoch
+        assert decay.eta_at(0.2, epoch, 4) == pytest.approx(0.2 * decay.eta_at(1.0, epoch, 4), rel=1e-12)
+    if kind == "cosine":
+        assert decay.eta_at(0.2, 4, 4) == pytest.approx(0.1)  # the floor η_min = γ η₀, not γ
+
+
 def test_a_decay_schedule_sets_eta_each_epoch_and_resumes_without_state(tmp_path):
     from conftest import write_fake_mnist
     from nndl.runs.runner import run_spec

@@ -159,6 +159,20 @@ def test_an_ensemble_row_scores_the_kept_networks_of_every_seed_together(tmp_pat
     assert again["rows"] == outcome["rows"]
 
 
+def test_an_ensemble_votes_with_the_mean_of_every_network_s_outputs():
+    import numpy as np
+    from nndl.data.mnist import Dataset
+    from nndl.network import Network
+    networks = [Network([16, 6, 10], seed=seed) for seed in (1, 2, 3)]
+    images = np.random.default_rng(0).integers(0, 256, (300, 16), dtype=np.uint8)
+    mean = np.mean([network.output_rows(images).astype(np.float64) for network in networks], axis=0)
+    labels = np.argmax(mean, axis=1)  # the digits the three voting together choose, worked out here
+    alone = [int(np.sum(network.predict(images) == labels)) for network in networks]
+    assert max(alone) < 290  # no one network alone gives the vote's answers
+    assert ensemble_accuracy(networks, Dataset(images, labels, "test")) == {"accuracy": 1.0, "correct": 300,
+                                                                            "total": 300}
+
+
 @pytest.mark.parametrize("measure_name", ["ensemble test_cost", "ensemble validation_cost"])
 def test_an_ensemble_row_needs_an_accuracy(measure_name):
     with pytest.raises(ConfigError, match="an ensemble is scored by its accuracy"):

@@ -318,6 +318,35 @@ def test_a_run_streams_begin_batches_epochs_weights_and_end_then_saves(client, m
     assert client.post("/api/train/pause").status_code == 409  # the run has ended
 
 
+def test_the_live_cost_is_that_of_the_mini_batch_just_trained_on(data_dir):
+    from nndl.app.web.live import LiveRun
+    from nndl.callbacks import Callback
+    from nndl.runs.runner import DataCache, run_spec
+    from nndl.runs.spec import RunSpec
+    from nndl.training import epoch_order
+
+    class BatchCosts(Callback):
+        """C₀ of each mini-batch after its step, on the images of that epoch's shuffle (as train() draws it)."""
+
+        def __init__(self):
+            self.costs = {}
+
+        def on_batch_end(self, run, batch):
+            m = run.config.mini_batch_size
+            chosen = epoch_order(run.seed, run.epoch, len(training))[batch * m : (batch + 1) * m]
+            self.costs[run.epoch, batch + 1] = run.network.total_cost(training.images[chosen], training.labels[chosen])
+
+    cache = DataCache()
+    spec = RunSpec.from_flat({**SHORT_RUN, "epochs": 3, "source": data_dir, "workers": 0}, where="test")
+    training = cache.get(spec.data).training
+    live, truth = LiveRun(spec, cache, abandon_after=STEP_TIMEOUT), BatchCosts()
+    run_spec(spec, callbacks=[live, truth], cache=cache)  # in this thread: the page's run, watched alongside
+    batches = [e["data"] for e in live.events if e["event"] == "batch"]
+    assert {b["epoch"] for b in batches} == {0, 1, 2}
+    for b in batches:
+        assert b["cost"] == pytest.approx(truth.costs[b["epoch"], b["batch"]], rel=1e-5), b
+
+
 def test_a_second_start_while_training_is_409_and_stop_ends_the_run(client):
     long_run = {**SHORT_RUN, "epochs": 100, "train_size": 5000}
     assert client.post("/api/train", json=long_run).status_code == 202
