@@ -13,6 +13,7 @@ import json
 import struct
 import tracemalloc
 import zipfile
+import zlib
 from typing import Any, Callable
 
 import numpy as np
@@ -192,3 +193,88 @@ def history_json(draw) -> bytes:
                                    optional={"test_accuracy": value, "training_cost": value,
                                              draw(st.text(max_size=12)) + "_cost": value})
     return json.dumps({"history": draw(st.lists(record, max_size=8))}).encode()
+
+
+# -- images -----------------------------------------------------------------------------------
+
+#: Every mode Pillow can make an image in (Image.new accepts them all).
+PILLOW_MODES = ["1", "L", "P", "RGB", "RGBX", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGBa", "LA", "La", "PA",
+                "I", "F", "I;16", "I;16L", "I;16B", "I;16N"]
+IMAGE_FORMATS = ["PNG", "TIFF", "BMP", "GIF", "JPEG", "WEBP"]
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width×height pixels but holds almost no data (a decompression bomb's shape)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def pixel_values(kind: str) -> st.SearchStrategy:
+    """One channel's values for a NumPy type kind: floats include NaN, ±inf and float32's extremes."""
+    return {"f": st.floats(width=32), "i": st.integers(-(2**31), 2**31 - 1), "b": st.booleans(),
+            "u": st.integers(0, 255)}[kind]
+
+
+@st.composite
+def pixel_layout(draw, height: int, width: int, colours: int) -> np.ndarray:
+    """Which of ``colours`` each pixel takes: random noise, or a stroke of colour 1 on colour 0 (a digit)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        return rng.integers(0, colours, (height, width))
+    layout = np.zeros((height, width), np.int64)
+    top, left = draw(st.integers(0, height - 1)), draw(st.integers(0, width - 1))
+    layout[top:draw(st.integers(top + 1, height)), left:draw(st.integers(left + 1, width))] = min(1, colours - 1)
+    return layout
+
+
+@st.composite
+def pillow_image(draw) -> Any:
+    """A small image in any Pillow mode with any pixels (float ones NaN, infinite or huge), maybe transparent."""
+    from PIL import Image, ImageMode
+
+    mode = draw(st.sampled_from(PILLOW_MODES))
+    width, height = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    typestr = ImageMode.getmode(mode).typestr
+    kind = {"f4": "f", "i4": "i", "u2": "i", "b1": "b"}.get(typestr[1:], "u")
+    bands = Image.getmodebands(mode)
+    values = pixel_values(kind) if typestr[1:] != "u2" else st.integers(0, 65535)
+    palette = draw(st.lists(st.lists(values, min_size=bands, max_size=bands), min_size=2, max_size=4))
+    pixels = np.array(palette, dtype=np.dtype(typestr))[draw(pixel_layout(height, width, len(palette)))]
+    image = (Image.fromarray(pixels[..., 0]) if mode == "1"
+             else Image.frombytes(mode, (width, height), pixels.tobytes()))
+    if mode in ("L", "P", "RGB") and draw(st.booleans()):
+        image.info["transparency"] = palette[0][0] if bands == 1 else tuple(palette[0])
+    return image
+
+
+@st.composite
+def image_sources(draw) -> Any:
+    """What nndl predict may be given: a PIL image, its file's bytes, a NumPy array, or a lying PNG header."""
+    source = draw(st.sampled_from(["pillow", "file", "array", "declared"]))
+    if source == "declared":  # huge or tiny sizes, within the cap or past it, holding almost nothing
+        side = st.integers(1, 8) | st.integers(1, 5000) | st.integers(1, 2**31 - 1)
+        return png_header(draw(side), draw(side))
+    if source == "array":
+        dtype = np.dtype(draw(st.sampled_from(["uint8", "uint16", "float16", "float32", "float64", "bool",
+                                               "int32", "complex64"])))
+        height, width, channels = draw(st.integers(1, 40)), draw(st.integers(1, 40)), draw(st.integers(0, 5))
+        kind = "f" if dtype.kind == "f" else "b" if dtype.kind == "b" else "u"
+        values = st.floats() if kind == "f" else pixel_values(kind)  # float64: 1e300 is finite, inf as float16
+        palette = draw(st.lists(st.lists(values, min_size=max(channels, 1), max_size=max(channels, 1)),
+                                min_size=2, max_size=4))
+        with np.errstate(over="ignore", invalid="ignore"):
+            colours = np.array(palette, dtype=np.float64 if kind == "f" else None).astype(dtype)
+        pixels = colours[draw(pixel_layout(height, width, len(palette)))]
+        return pixels if channels else pixels[..., 0]
+    image = draw(pillow_image())
+    if source == "pillow":
+        return image
+    out = io.BytesIO()
+    try:
+        image.save(out, format=draw(st.sampled_from(IMAGE_FORMATS)))
+    except (OSError, ValueError, KeyError, TypeError):  # a format that cannot hold this mode: give the image
+        return image
+    return out.getvalue()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
-import struct
+import math
 import tracemalloc
-import zlib
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 from PIL import Image, ImageDraw
 
+from hostile import PILLOW_MODES, image_sources, png_header, verdict
+from nndl.app.predict import predict_rows
 from nndl.data.images import (
     BOX_SIDE,
     FRAME_SIDE,
@@ -21,6 +23,7 @@ from nndl.data.images import (
     preprocess_rows,
 )
 from nndl.errors import DataError
+from nndl.network import Network
 from nndl.pixels import unit_interval
 
 
@@ -171,15 +174,6 @@ def test_centring_never_pushes_ink_out_of_the_frame():
     assert abs(centre_of_mass(result.input)[0] - 14) < abs(centre_of_mass(result.framed)[0] - 14)
 
 
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that declares width×height pixels but holds almost no data (a decompression bomb's shape)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
 @pytest.mark.parametrize("width, height", [(100_000, 100_000), (5000, 5000), (MAX_PIXELS + 1, 1)])
 def test_too_large_is_refused_before_decoding(width, height):
     tracemalloc.start()
@@ -217,3 +211,76 @@ def test_refusals_are_one_line_data_errors(source, message):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="no such image file"):
         preprocess(tmp_path / "nothing.png")
+
+
+def in_mode(digit: Image.Image, mode: str) -> Image.Image:
+    """The dark-on-light ``digit`` (mode L) as an image of ``mode``, keeping what it shows."""
+    grey = np.asarray(digit)
+    if mode == "LAB":  # the digit as lightness, colourless (a = b = 128 is grey)
+        return Image.merge("LAB", (digit, *[Image.new("L", digit.size, 128)] * 2))
+    if mode == "I":  # 32-bit integers past 16 bits: stretched from their minimum to their maximum
+        return Image.fromarray(grey.astype(np.int32) * 1000 - 100_000)
+    if mode == "F":  # floats spanning float32's whole range, stretched without overflowing
+        return Image.fromarray((grey / 255 * 6e38 - 3e38).astype(np.float32))
+    if mode.startswith("I;16"):
+        return Image.frombytes(mode, digit.size, (grey.astype(np.uint16) * 257).astype(
+            {"I;16B": ">u2", "I;16N": "=u2"}.get(mode, "<u2")).tobytes())
+    if mode in ("La", "PA"):  # dark ink on a transparent sheet
+        alpha = Image.eval(digit, lambda v: 255 - v)
+        return Image.merge(mode[0] + "A", (Image.new(mode[0], digit.size, 0), alpha)).convert(mode)  # P: 0 is black
+    return digit.convert("RGBA" if mode == "RGBa" else "RGB").convert(mode)
+
+
+@pytest.mark.parametrize("mode", PILLOW_MODES)
+def test_every_pillow_mode_reads_the_same_digit(mode, reference):
+    image = in_mode(draw_digit(300, 300, (80, 40, 200, 250)), mode)
+    assert image.mode == mode
+    assert_same_digit(preprocess(image), reference)
+    try:
+        tiff = png_bytes(image, "TIFF")  # a CIELab TIFF, a float TIFF, ... as a file would come
+    except (OSError, ValueError):
+        return  # no file format holds this mode (HSV, RGBa, La, I;16N)
+    assert Image.open(io.BytesIO(tiff)).mode in (mode, "RGB", "I;16")  # TIFF stores RGBX as RGB, I;16N as I;16
+    assert_same_digit(preprocess(tiff), reference)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixels_are_refused_in_one_line(bad):
+    pixels = np.asarray(draw_digit(60, 60, (20, 10, 40, 50)), dtype=np.float32) / 255
+    pixels[30, 0] = bad
+    for source in (png_bytes(Image.fromarray(pixels, mode="F"), "TIFF"), pixels, pixels.astype(np.float64)):
+        with pytest.raises(DataError, match="1 of its 3,600 pixel values are NaN or infinite") as caught:
+            preprocess(source)
+        assert "\n" not in str(caught.value)
+
+
+def test_float_pixels_beyond_float32_are_white_not_infinite(reference):
+    paper = np.asarray(draw_digit(300, 300, (80, 40, 200, 250)), dtype=np.float64) / 255
+    assert_same_digit(preprocess(np.where(paper > 0.5, 1e300, paper)), reference)
+
+
+def pixels_declared(source) -> int:
+    """How many pixels ``source`` says it has (its header's, for file bytes; 0 when unreadable)."""
+    if isinstance(source, np.ndarray):
+        return source.size
+    if isinstance(source, bytes):
+        try:
+            return math.prod(Image.open(io.BytesIO(source)).size)
+        except Exception:  # damaged or not an image: preprocess must say so
+            return 0
+    return math.prod(source.size)
+
+
+DIGITS = Network([FRAME_SIDE * FRAME_SIDE, 10, 10], seed=0)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=image_sources())
+def test_any_image_is_a_digit_or_one_line_in_bounded_memory(source):
+    """Any Pillow mode, size, float pixels (NaN, ±inf, huge) or lying header: predict reads a digit or says why."""
+    def predict():
+        digit = predict_rows(DIGITS, preprocess(source).input_row[None])[0].digit
+        assert 0 <= digit < 10
+
+    outcome, message, peak = verdict(predict)  # any exception but a one-line NndlError fails the test
+    assert peak < 4 * 2**20 + 12 * pixels_declared(source)  # float32 luminance and ink, one temporary

@@ -10,9 +10,12 @@ without it.
 
 Any image Pillow reads (a path, the file's bytes, or a NumPy array of shape
 (h, w) or (h, w, 1-4 channels)) in any mode: greyscale, colour, palette,
-1-bit, 16-bit, with or without transparency. Whether the ink is dark on light
-paper or light on dark is read from the border, not from a flag. Pillow is
-optional (``pip install 'nndl[augment]'``) and imported only here, when used.
+1-bit, 16-bit, 32-bit integer or float, CMYK, YCbCr, HSV, CIELab (read by its
+lightness band), with or without transparency. Whether the ink is dark on light
+paper or light on dark is read from the border, not from a flag. A pixel that
+is NaN or infinite has no brightness, so an image holding one is refused (a
+one-line :class:`DataError`) rather than guessed at. Pillow is optional
+(``pip install 'nndl[augment]'``) and imported only here, when used.
 """
 
 from __future__ import annotations
@@ -158,28 +161,66 @@ def open_image(source: ImageSource) -> Any:
     return ImageOps.exif_transpose(image)  # photos from phones are stored sideways with a rotation tag
 
 
-def pillow_channels(image: Any) -> np.ndarray:
+def finite_pixels(values: np.ndarray, name: str) -> np.ndarray:
+    """``values``, or a one-line DataError when some are NaN or infinite: such a pixel has no brightness."""
+    bad = values.size - int(np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise DataError(f"{name}: {bad:,} of its {values.size:,} pixel values are NaN or infinite; give every "
+                        f"pixel a finite brightness (e.g. 0 where there is no data)")
+    return values
+
+
+def scaled_by_range(values: np.ndarray, floats: bool) -> np.ndarray:
+    """32-bit integer or float pixels (finite) as float32 in [0, 1], the scale read from the values.
+
+    The first of [0, 1] (floats only), [0, 255] and [0, 65535] that holds every
+    value is the scale, as for an 8- or 16-bit image saved with wider pixels.
+    Values outside all of them (negative, or above 65535) are stretched from
+    their minimum (0) to their maximum (1), computed by halves so that float32's
+    extremes do not overflow.
+    """
+    low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if low >= 0:
+        for top in ((1.0,) if floats else ()) + (255.0, 65535.0):
+            if high <= top:
+                return values / np.float32(top)
+    half = np.float32(0.5)
+    stretched = values * half - np.float32(low) * half  # (v − low) / 2, at most float32's maximum
+    stretched /= np.float32((high - low) / 2 or 1.0)
+    return np.clip(stretched, 0.0, 1.0, out=stretched)
+
+
+def pillow_channels(image: Any, name: str) -> np.ndarray:
     """A decoded PIL image as float32 in [0, 1]: luminance (h, w), or luminance and alpha (h, w, 2).
 
     Colour becomes luminance in Pillow (8 bits a channel), so a 16-Mpx photo
-    costs about 64 MB of floats per channel kept, not four times that.
+    costs about 64 MB of floats per channel kept, not four times that. CIELab
+    (which Pillow converts only to RGB) is read by its L band, the lightness;
+    premultiplied alpha (La, RGBa) is undone first. A mode Pillow cannot turn
+    into greyscale is a one-line DataError naming it.
     """
-    if image.mode.startswith("I;16"):
-        return np.asarray(image, dtype=np.float32) / 65535
-    if image.mode in ("I", "F"):  # 32-bit integers or floats: the values' own range decides the scale
-        values = np.asarray(image, dtype=np.float32)
-        peak = values.max(initial=0.0)
-        return values / (1.0 if image.mode == "F" and peak <= 1 else 255.0 if peak <= 255 else 65535.0)
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        return np.asarray(image.convert("RGBA").convert("LA"), dtype=np.float32) / 255
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255
+    try:
+        if image.mode == "LAB":
+            image = image.getchannel("L")
+        elif image.mode in ("La", "RGBa"):
+            image = image.convert(image.mode[:-1] + "A")
+        if image.mode.startswith("I;16"):
+            return np.asarray(image, dtype=np.float32) / 65535
+        if image.mode in ("I", "F"):
+            return scaled_by_range(finite_pixels(np.asarray(image, dtype=np.float32), name), image.mode == "F")
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            return np.asarray(image.convert("RGBA").convert("LA"), dtype=np.float32) / 255
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255
+    except ValueError as exc:  # Pillow's "conversion from X to Y not supported"
+        raise DataError(f"{name}: its {image.mode} pixels cannot be read as brightness ({exc})") from None
 
 
 def array_channels(array: np.ndarray) -> np.ndarray:
     """A NumPy image as float32 luminance (h, w), or luminance and alpha (h, w, 2), in [0, 1].
 
-    uint8 is divided by 255, uint16 by 65535; bool and floats are taken as given
-    in [0, 1]. Three or four channels are RGB(A).
+    uint8 is divided by 255, uint16 by 65535; bool is 0 or 1, and floats are
+    taken as given, clipped to [0, 1] (NaN or infinity refused). Three or four
+    channels are RGB(A).
     """
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
         raise DataError(f"an array of shape {array.shape} is not an image: expected (h, w) or (h, w, 1-4 channels)")
@@ -188,8 +229,10 @@ def array_channels(array: np.ndarray) -> np.ndarray:
         values = array.astype(np.float32) / 255
     elif array.dtype == np.uint16:
         values = array.astype(np.float32) / 65535
-    elif array.dtype == np.bool_ or array.dtype.kind == "f":
-        values = np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
+    elif array.dtype == np.bool_:
+        values = array.astype(np.float32)
+    elif array.dtype.kind == "f":  # clipped before the cast: 1e300 is white, not float32's infinity
+        values = np.clip(finite_pixels(array, "the image array"), 0.0, 1.0).astype(np.float32)
     else:
         raise DataError(f"an image array of dtype {array.dtype}: use uint8, uint16, bool or floats in [0, 1]")
     if values.ndim == 2 or values.shape[2] == 1:
@@ -223,7 +266,7 @@ def read_luminance(source: ImageSource) -> np.ndarray:
     if isinstance(source, np.ndarray):
         channels = array_channels(source)
     else:
-        channels = pillow_channels(open_image(source))
+        channels = pillow_channels(open_image(source), describe(source))
     return flatten_alpha(channels).astype(np.float32, copy=False)
 
 
