@@ -1,10 +1,12 @@
 import json
 import os
+import re
 import stat
 
 import numpy as np
 import pytest
 
+from nndl.app.cli import main
 from nndl.files import models as io
 from nndl.errors import ModelFileError
 from nndl.files.models import load_model, save_model
@@ -135,3 +137,18 @@ def test_a_one_line_learning_curve_says_whose_it_is_in_its_title(tmp_path, monke
     two = {"epoch": 0, "metrics": {"validation": {"accuracy": 0.9}, "test": {"accuracy": 0.8}}}
     plots.plot_history({"history": [two]}, tmp_path)
     assert titles == ["Validation accuracy per epoch", "Accuracy per epoch"]  # two lines have a legend instead
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_parameters_are_checked_in_the_models_own_precision(tmp_path, dtype, capsys):
+    """1e300 is a finite float64 but infinite as float32: a float32 model holding it is refused in one line."""
+    path = save_model(Network([6, 5, 3], seed=0, dtype=dtype), tmp_path / "m.npz")
+    rewrite(path, lambda a: a.update(biases_1=np.array([0.5, -1e300, 0.0])))
+    if dtype == "float64":
+        assert load_model(path).biases[1][1, 0] == -1e300
+        return
+    with pytest.raises(ModelFileError, match=r"biases_1 holds NaN or infinite values as float32 \(whose finite "
+                                             r"numbers reach ±3.4e\+38\)"):
+        load_model(path)
+    assert main(["evaluate", str(path), "--data", str(tmp_path / "no-data-needed")]) == 2
+    assert re.fullmatch(r"nndl evaluate: error: .*m\.npz: biases_1 holds NaN or infinite .*\n", capsys.readouterr().err)

@@ -203,11 +203,17 @@ def checked_description(path: Path, metadata: dict[str, Any]) -> dict[str, Any]:
     return description
 
 
-def checked_parameter(path: Path, array: np.ndarray, name: str) -> np.ndarray:
-    """``array`` (already of the right shape and a float dtype), which must be finite."""
-    if not np.all(np.isfinite(array)):
-        raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
-    return array
+def checked_parameter(path: Path, array: np.ndarray, name: str, dtype: np.dtype | type) -> np.ndarray:
+    """``array`` (already of the right shape and a float dtype) cast to ``dtype``, where it must be finite.
+
+    Checked after the cast: 1e300 is a finite float64 but infinite as float32.
+    """
+    with np.errstate(over="ignore"):  # the overflow is found and named below
+        cast = array.astype(dtype, copy=False)
+    if not np.all(np.isfinite(cast)):
+        raise ModelFileError(f"{path}: {name} holds NaN or infinite values as {cast.dtype} (whose finite "
+                             f"numbers reach ±{np.finfo(cast.dtype).max:.3g})")
+    return cast
 
 
 def load_model(path: str | os.PathLike) -> Network:
@@ -238,9 +244,9 @@ def load_model(path: str | os.PathLike) -> Network:
         except ConfigError as exc:
             raise ModelFileError(f"{path}: {exc}") from None
         for l, (rows, cols) in enumerate(zip(sizes[1:], sizes[:-1])):
-            weights = checked_parameter(path, read_member(archive, path, f"weights_{l}", "f", (rows, cols)), f"weights_{l}")
-            network.weights[l] = weights.astype(network.dtype)
-            biases = checked_parameter(path, read_member(archive, path, f"biases_{l}", "f", (rows,)), f"biases_{l}")
-            network.biases[l] = biases.reshape(rows, 1).astype(network.dtype)
+            weights = read_member(archive, path, f"weights_{l}", "f", (rows, cols))
+            network.weights[l] = checked_parameter(path, weights, f"weights_{l}", network.dtype)
+            biases = read_member(archive, path, f"biases_{l}", "f", (rows,))
+            network.biases[l] = checked_parameter(path, biases, f"biases_{l}", network.dtype).reshape(rows, 1)
     network.metadata = {k: v for k, v in metadata.items() if k not in ("format", "format_version", "network")}
     return network

@@ -18,7 +18,7 @@ import numpy as np
 from ..costs import COSTS
 from ..errors import ConfigError, ModelFileError
 from .atomic import read_json, write_bytes_atomically
-from .models import checked_sizes
+from .models import checked_parameter, checked_sizes
 from ..network import Network
 
 NETWORK2_MAX_BYTES = 128 * 2**20  # the book's largest network is 13 MB as JSON; bigger ones belong in .npz
@@ -86,9 +86,10 @@ def checked_layer(path: Path, layer: int, weights: Any, biases: Any, n_out: int,
         b = np.array(biases, dtype=np.float64).reshape(n_out, 1)
     except (TypeError, ValueError, OverflowError):
         raise ModelFileError(f"{path}: weights/biases of layer {layer + 1} are not arrays of numbers") from None
-    if w.shape != (n_out, n_in) or not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
-        raise ModelFileError(f"{path}: layer {layer + 1} holds values that are not finite numbers")
-    return w, b
+    if w.shape != (n_out, n_in):
+        raise ModelFileError(f"{path}: layer {layer + 1} holds values that are not numbers")
+    return (checked_parameter(path, w, f"layer {layer + 1}'s weights", np.float64),
+            checked_parameter(path, b, f"layer {layer + 1}'s biases", np.float64))
 
 
 def load_network2_json(path: str | os.PathLike) -> Network:
