@@ -87,12 +87,11 @@ def phase_timer(data: Dataset, sizes: list[int], dtype: str, m: int, phase: str)
     optimizer = SGD(network, ETA, len(data))
     order = np.random.default_rng(1).permutation(len(data))
     batches = list(mini_batches(network, data.images, data.labels, order, m))
-    workspace = network.workspace(m)
     parts = {
         "data": lambda: sum(1 for _ in mini_batches(network, data.images, data.labels, order, m)),
-        "forward": lambda: [network.forward(x, workspace=workspace) for _, x, _ in batches],
-        "backprop": lambda: [network.backprop(x, y, None, workspace) for _, x, y in batches],
-        "step": lambda: [optimizer.step(network, *network.backprop(x, y, None, workspace), m) for _, x, y in batches],
+        "forward": lambda: [network.forward(x) for _, x, _ in batches],
+        "backprop": lambda: [network.backprop(x, y) for _, x, y in batches],
+        "step": lambda: [optimizer.step(network, *network.backprop(x, y), m) for _, x, y in batches],
     }
 
     def timed() -> float:

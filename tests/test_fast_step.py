@@ -1,10 +1,10 @@
-"""Training's in-place step (workspaces, kept change arrays) against straightforward references."""
+"""Training's step (matrix backprop, kept change arrays) against straightforward references."""
 
 import numpy as np
 import pytest
 
 from nndl.data.mnist import Dataset
-from nndl.network import WORKSPACES_KEPT, Network, Workspace
+from nndl.network import Network
 from nndl.optimizer import SGD
 from nndl.regularization import Regularization
 from nndl.rng import make_rng
@@ -61,62 +61,28 @@ def assert_gradients_equal(got, want, exact=False):
 
 
 @pytest.mark.parametrize("kwargs", NETWORKS)
-def test_backprop_in_a_reused_workspace_matches_the_reference(kwargs):
+def test_backprop_matches_the_reference(kwargs):
     """Full, then short last, then full mini-batches again, with dropout masks where the network has dropout."""
     net = Network(**kwargs, seed=2, dtype="float64")
     rng = np.random.default_rng(3)
     for m in (10, 3, 10, 1, 10):
         x, y = batch(net, rng, m)
         masks = net.draw_dropout_masks(rng)
-        got = copies(net.backprop(x, y, masks, net.workspace(m)))
+        got = copies(net.backprop(x, y, masks))
         assert_gradients_equal(got, reference_gradients(net, x, y, masks))
-        assert_gradients_equal(got, net.backprop(x, y, masks), exact=True)  # same as fresh arrays, to the bit
-        assert_gradients_equal(net.backprop_per_example(x, y, masks, net.workspace(m)), got)
+        assert_gradients_equal(net.backprop_per_example(x, y, masks), got)
 
 
-def test_a_workspace_reused_across_sizes_gives_what_a_fresh_one_gives():
-    net = Network([8, 6, 5, 3], cost="cross-entropy", dropout=0.5, seed=0, dtype="float64")
-    rng = np.random.default_rng(1)
-    batches = [(*batch(net, rng, m), net.draw_dropout_masks(rng)) for m in (7, 7, 2, 7, 2)]
-    for x, y, masks in batches:
-        reused = net.backprop(x, y, masks, net.workspace(x.shape[1]))
-        fresh = net.backprop(x, y, masks, Workspace(net, x.shape[1]))
-        assert_gradients_equal(reused, fresh, exact=True)
-
-
-def test_gradients_without_a_workspace_are_new_arrays_and_with_one_are_overwritten():
+def test_gradients_are_new_arrays_every_call():
     net = Network([5, 4, 3], seed=0, dtype="float64")
     rng = np.random.default_rng(0)
     (x1, y1), (x2, y2) = batch(net, rng, 4), batch(net, rng, 4)
     first = net.backprop(x1, y1)
     kept = copies(first)
     net.backprop(x2, y2)
-    assert_gradients_equal(first, kept, exact=True)  # a caller keeping fresh gradients sees them unchanged
-
-    workspace = net.workspace(4)
-    nabla_b, nabla_w = net.backprop(x1, y1, workspace=workspace)
-    assert nabla_b is workspace.nabla_b and nabla_w is workspace.nabla_w
-    before = nabla_w[0].copy()
-    net.backprop(x2, y2, workspace=workspace)
-    assert not np.array_equal(nabla_w[0], before)  # documented: the next use overwrites them
-
-
-def test_workspaces_are_kept_per_mini_batch_size_and_few():
-    net = Network([5, 4, 3], seed=0)
-    assert net.workspace(10) is net.workspace(10)
-    assert net.workspace(10) is not net.workspace(3)
-    assert net.workspace(3).zs[0].shape == (4, 3) and net.workspace(3).zs[0].dtype == np.float32
-    for m in range(20, 20 + 2 * WORKSPACES_KEPT):
-        net.workspace(m)
-    assert len(net._workspaces) == WORKSPACES_KEPT
-
-
-def test_per_example_totals_start_from_zero_every_call():
-    net = Network([5, 4, 3], seed=0, dtype="float64")
-    x, y = batch(net, np.random.default_rng(2), 6)
-    workspace = net.workspace(6)
-    once = copies(net.backprop_per_example(x, y, workspace=workspace))
-    assert_gradients_equal(net.backprop_per_example(x, y, workspace=workspace), once, exact=True)
+    assert_gradients_equal(first, kept, exact=True)  # a caller keeping gradients sees them unchanged
+    once = copies(net.backprop_per_example(x1, y1))
+    assert_gradients_equal(net.backprop_per_example(x1, y1), once, exact=True)  # totals start from zero
 
 
 def test_the_update_rule_only_reads_the_gradients():
@@ -135,7 +101,7 @@ def test_the_update_rule_only_reads_the_gradients():
 @pytest.mark.parametrize("settings", [dict(), dict(lmbda=2.0, momentum=0.5), dict(l1=1.0, momentum=0.7)])
 @pytest.mark.parametrize("dropout", [0.0, 0.5])
 def test_training_gives_the_weights_of_a_plain_allocating_loop(settings, dropout):
-    """train() with its reused arrays against the same epochs written with fresh arrays everywhere
+    """train() with its kept change arrays against the same epochs written with fresh arrays everywhere
     (23 examples in mini-batches of 5: a short last one), bit for bit."""
     rng = np.random.default_rng(5)
     images = rng.integers(0, 256, (23, 6), dtype=np.uint8)
@@ -164,5 +130,5 @@ def test_new_gradients_keep_the_precision_of_more_precise_inputs():
     for nabla in net.backprop(x, y) + net.backprop_per_example(x, y):
         assert all(a.dtype == np.float64 for a in nabla)
     wide = Network([5, 4, 3], seed=0, dtype="float64")
-    wide.weights, wide.biases = [w.astype(np.float64) for w in net.weights], [b.astype(np.float64) for b in net.biases]
+    wide.set_parameters([w.astype(np.float64) for w in net.weights], [b.astype(np.float64) for b in net.biases])
     assert_gradients_equal(net.backprop(x, y), wide.backprop(x, y), exact=True)

@@ -1,55 +1,61 @@
 """Weight initialisation: how a network's weights and biases start out.
 
-Each initialiser returns ``(biases, weights)`` for ``sizes`` with ``weights[l]``
-of shape (n_out, n_in) and ``biases[l]`` of shape (n_out, 1), as in the book.
+Each initialiser takes the weight shape of every layer that has weights
+(fully connected (n_out, n_in), convolutional (maps, C, K, K)) and returns
+``(biases, weights)``, with a bias column (n_out, 1) per layer, as in the book.
+A weight's fan-in n_in is the number of inputs one neuron sees: n_in for a
+fully connected layer, C·K·K for a convolutional one. Every draw comes from
+``rng`` in a fixed order (biases, then weights), so a seed fixes the network.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Callable, Sequence
 
 import numpy as np
 
 from .errors import ConfigError
 
 Parameters = tuple[list[np.ndarray], list[np.ndarray]]
+Shapes = Sequence[tuple[int, ...]]
 
 
-def large(sizes: list[int], rng: np.random.Generator, dtype: np.dtype) -> Parameters:
+def fan_in(shape: tuple[int, ...]) -> int:
+    """The inputs one neuron (or one map's kernel) sees: every axis of its weights but the first."""
+    return math.prod(shape[1:])
+
+
+def large(shapes: Shapes, rng: np.random.Generator, dtype: np.dtype) -> Parameters:
     """network.py's initialisation (chapter 1): every weight and bias drawn from N(0, 1)."""
-    biases = [rng.standard_normal((n_out, 1)).astype(dtype) for n_out in sizes[1:]]
-    weights = [rng.standard_normal((n_out, n_in)).astype(dtype) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    biases = [rng.standard_normal((shape[0], 1)).astype(dtype) for shape in shapes]
+    weights = [rng.standard_normal(shape).astype(dtype) for shape in shapes]
     return biases, weights
 
 
-def normalized(sizes: list[int], rng: np.random.Generator, dtype: np.dtype) -> Parameters:
+def normalized(shapes: Shapes, rng: np.random.Generator, dtype: np.dtype) -> Parameters:
     """network2.py's default (chapter 3): weights N(0, 1/n_in) so z doesn't saturate; biases N(0, 1)."""
-    biases = [rng.standard_normal((n_out, 1)).astype(dtype) for n_out in sizes[1:]]
-    weights = [
-        (rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(dtype)
-        for n_in, n_out in zip(sizes[:-1], sizes[1:])
-    ]
+    biases = [rng.standard_normal((shape[0], 1)).astype(dtype) for shape in shapes]
+    weights = [(rng.standard_normal(shape) / np.sqrt(fan_in(shape))).astype(dtype) for shape in shapes]
     return biases, weights
 
 
-def he(sizes: list[int], rng: np.random.Generator, dtype: np.dtype) -> Parameters:
+def he(shapes: Shapes, rng: np.random.Generator, dtype: np.dtype) -> Parameters:
     """For ReLU layers (He et al., 2015): weights N(0, 2/n_in), since ReLU zeroes half its inputs; biases 0."""
-    biases = [np.zeros((n_out, 1), dtype=dtype) for n_out in sizes[1:]]
-    weights = [
-        (rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)).astype(dtype)
-        for n_in, n_out in zip(sizes[:-1], sizes[1:])
-    ]
+    biases = [np.zeros((shape[0], 1), dtype=dtype) for shape in shapes]
+    weights = [(rng.standard_normal(shape) * np.sqrt(2.0 / fan_in(shape))).astype(dtype) for shape in shapes]
     return biases, weights
 
 
-INITIALIZERS: dict[str, Callable[[list[int], np.random.Generator, np.dtype], Parameters]] = {
+Initializer = Callable[[Shapes, np.random.Generator, np.dtype], Parameters]
+INITIALIZERS: dict[str, Initializer] = {
     "large": large,
     "normalized": normalized,
     "he": he,
 }
 
 
-def get_initializer(name: str) -> Callable[[list[int], np.random.Generator, np.dtype], Parameters]:
+def get_initializer(name: str) -> Initializer:
     """Look an initialiser up by name."""
     try:
         return INITIALIZERS[name]

@@ -39,7 +39,7 @@ class SGD:
         self.changes = [np.empty_like(p) for p in network.parameters()]  # each step's Δp, computed in place
 
     def step(self, network: Network, nabla_b: list[np.ndarray], nabla_w: list[np.ndarray], m: int,
-             masks: Sequence[np.ndarray] | None = None) -> None:
+             masks: Sequence[np.ndarray | None] | None = None) -> None:
         """Apply one update from gradients summed over a mini-batch of ``m`` examples.
 
         This is the only update rule: plain SGD, L2 and L1 decay, momentum and
@@ -73,18 +73,26 @@ class SGD:
 Keep = tuple[np.ndarray, ...]
 
 
-def kept_parameters(network: Network, masks: Sequence[np.ndarray] | None) -> list[Keep] | None:
+def kept_parameters(network: Network, masks: Sequence[np.ndarray | None] | None) -> list[Keep] | None:
     """For weights + biases, the 0/1 factors marking kept neurons: (row, column) masks for weights.
 
-    A weight survives the mini-batch when both the neuron it feeds (its row) and
-    the neuron it comes from (its column) were kept; the factors broadcast, so no
-    weight-sized array is built.
+    A fully connected weight survives the mini-batch when both the neuron it
+    feeds (its row) and the neuron it comes from (its column) were kept; the
+    factors broadcast, so no weight-sized array is built. A convolutional
+    layer's kernels are shared by every position of a map, so dropout never
+    deletes them: they have no factors.
     """
     if masks is None:
         return None
-    n = len(network.weights)
-    rows = [(masks[l],) if l < len(masks) else () for l in range(n)]  # the layer's own neurons
-    cols = [(masks[l - 1].T,) if l >= 1 else () for l in range(n)]  # the neurons feeding it
+    rows: list[Keep] = []
+    cols: list[Keep] = []
+    for l, layer in enumerate(network.layers):
+        if not layer.has_parameters:
+            continue
+        own = masks[l] if layer.kind == "full" and l < len(masks) else None
+        below = masks[l - 1] if layer.kind == "full" and l >= 1 else None
+        rows.append(() if own is None else (own,))  # the layer's own neurons
+        cols.append(() if below is None else (below.T,))  # the neurons feeding it
     return [row + col for row, col in zip(rows, cols)] + rows
 
 

@@ -25,11 +25,10 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError, ModelFileError
 from .atomic import JSON_MAX_BYTES, atomic_output, check_output_file, open_regular_file, parse_json
-from ..network import Network
+from ..network import MAX_PARAMETERS, Network
 
 FORMAT = "nndl-model"
 FORMAT_VERSION = 1
-MAX_PARAMETERS = 50_000_000  # weights and biases a model file may describe (the book's largest: 636,010)
 MAX_LAYERS = 1_000
 NPY_HEADER_MAX = 10_000 + 16  # NumPy's own cap on a .npy header, plus magic and length
 READ_CHUNK = 2**20
@@ -197,6 +196,14 @@ def checked_description(path: Path, metadata: dict[str, Any]) -> dict[str, Any]:
             raise ModelFileError(f"{path}: the metadata lacks '{key}'")
         if not isinstance(description[key], str):
             raise ModelFileError(f"{path}: the metadata's {key} is not a name")
+    if "layers" in description:
+        if not isinstance(description["layers"], str) or len(description["layers"]) > 1000:
+            raise ModelFileError(f"{path}: the metadata's layers are not a layer shorthand")
+        shape = description.get("input_shape")
+        if not isinstance(shape, list) or len(shape) != 3 or any(type(n) is not int or not 1 <= n <= 10_000 for n in shape):
+            raise ModelFileError(f"{path}: the metadata's input_shape is not 3 whole numbers (maps, height, width)")
+        if not isinstance(description.get("conv_activation"), str):
+            raise ModelFileError(f"{path}: the metadata lacks conv_activation")
     dropout = description.get("dropout", 0.0)
     if type(dropout) not in (int, float):
         raise ModelFileError(f"{path}: the metadata's dropout is not a number")
@@ -214,6 +221,30 @@ def checked_parameter(path: Path, array: np.ndarray, name: str, dtype: np.dtype 
         raise ModelFileError(f"{path}: {name} holds NaN or infinite values as {cast.dtype} (whose finite "
                              f"numbers reach ±{np.finfo(cast.dtype).max:.3g})")
     return cast
+
+
+def described_network(path: Path, description: dict[str, Any], sizes: list[int]) -> Network:
+    """The network a model file describes (its weights still to be read), its size checked before it is built.
+
+    A fully connected network is given by its ``sizes``; a convolutional one by
+    its ``layers`` shorthand and ``input_shape``, whose sizes must agree.
+    """
+    shape = {}
+    if "layers" in description:
+        shape = {"layers": description["layers"], "input_shape": description["input_shape"],
+                 "outputs": sizes[-1], "conv_activation": description["conv_activation"]}
+    else:
+        checked_sizes(sizes, str(path))
+    try:
+        network = Network(None if shape else sizes, **shape, cost=description["cost"],
+                          activation=description["activation"], output_activation=description["output_activation"],
+                          init=description["init"], dropout=description.get("dropout", 0.0),
+                          dtype=description["dtype"])
+    except ConfigError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    if network.sizes != sizes:
+        raise ModelFileError(f"{path}: sizes {sizes} disagree with its layers {description['layers']!r:.80}")
+    return network
 
 
 def load_model(path: str | os.PathLike) -> Network:
@@ -234,19 +265,17 @@ def load_model(path: str | os.PathLike) -> Network:
     with open_archive(path) as archive:
         metadata = parse_metadata(path, archive)
         description = checked_description(path, metadata)
-        sizes = checked_sizes([int(n) for n in read_member(archive, path, "sizes", "iu")], str(path))
+        sizes = [int(n) for n in read_member(archive, path, "sizes", "iu")]
         if sizes != description.get("sizes"):
             raise ModelFileError(f"{path}: sizes {sizes} disagree with the metadata's {description.get('sizes')!r:.80}")
-        try:
-            network = Network(sizes, cost=description["cost"], activation=description["activation"],
-                              output_activation=description["output_activation"], init=description["init"],
-                              dropout=description.get("dropout", 0.0), dtype=description["dtype"])
-        except ConfigError as exc:
-            raise ModelFileError(f"{path}: {exc}") from None
-        for l, (rows, cols) in enumerate(zip(sizes[1:], sizes[:-1])):
-            weights = read_member(archive, path, f"weights_{l}", "f", (rows, cols))
-            network.weights[l] = checked_parameter(path, weights, f"weights_{l}", network.dtype)
-            biases = read_member(archive, path, f"biases_{l}", "f", (rows,))
-            network.biases[l] = checked_parameter(path, biases, f"biases_{l}", network.dtype).reshape(rows, 1)
+        network = described_network(path, description, sizes)
+        weights, biases = [], []
+        for l, shape in enumerate(layer.weight_shape() for layer in network.parameter_layers):
+            weights.append(checked_parameter(path, read_member(archive, path, f"weights_{l}", "f", shape), f"weights_{l}",
+                                             network.dtype))
+            bias = checked_parameter(path, read_member(archive, path, f"biases_{l}", "f", shape[:1]), f"biases_{l}",
+                                     network.dtype)
+            biases.append(bias.reshape(shape[0], 1))
+        network.set_parameters(weights, biases)
     network.metadata = {k: v for k, v in metadata.items() if k not in ("format", "format_version", "network")}
     return network

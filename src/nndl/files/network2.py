@@ -31,6 +31,9 @@ def network2_can_save(description: dict[str, Any]) -> str | None:
     The CLI asks before training, so a run is never lost to a format that cannot hold it.
     """
     d = description
+    if "layers" in d:
+        return (f"network2.py's format holds fully connected networks only; this one has {d['layers']} "
+                "(save as .npz instead)")
     if d["activation"] != "sigmoid" or d["output_activation"] != "sigmoid" or d["cost"] not in BOOK_COSTS.values():
         return (f"network2.py's format holds sigmoid networks with the quadratic or cross-entropy cost; this one is "
                 f"{d['activation']}/{d['output_activation']} with the {d['cost']} cost (save as .npz instead)")
@@ -113,7 +116,6 @@ def load_network2_json(path: str | os.PathLike) -> Network:
               for l, (w, b, n_out, n_in) in enumerate(zip(weights, biases, sizes[1:], sizes[:-1]))]
     network = Network(sizes, cost=BOOK_COSTS[data["cost"]], activation="sigmoid", output_activation="sigmoid",
                       dtype=np.float64, seed=0)
-    network.weights = [w for w, _ in layers]
-    network.biases = [b for _, b in layers]
+    network.set_parameters([w for w, _ in layers], [b for _, b in layers])
     network.metadata = {"imported_from": "network2.py JSON"}
     return network
