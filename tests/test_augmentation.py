@@ -1,5 +1,6 @@
 """Artificially expanding the training data: shifts, rotation, skew, elastic distortion."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings, strategies as st
 from scipy import ndimage
 
 import nndl
@@ -21,21 +23,28 @@ from nndl.data.distortions import (
     elastic_displacements,
     expand_by_one_pixel,
     expand_dataset,
+    expansion_blocks,
     gaussian_matrix,
     parse_distortion,
     sample_bilinear,
     shift_images,
     transform_coordinates,
 )
+from conftest import write_fake_mnist
 from nndl.app.cli import main
 from nndl.data.mnist import Dataset, load_mnist
 from nndl.errors import ConfigError, NndlError
 from nndl.data.idx import IdxStream, read_idx
 from nndl.network import Network
 from nndl.callbacks import Callback
-from nndl.runs.runner import DistortedData
+from nndl.runs import runner
+from nndl.runs.blas import cores
+from nndl.runs.checkpoint import checkpoint_files
+from nndl.runs.runner import DistortedData, run_spec
+from nndl.runs.spec import RunSpec
 from nndl.training import TrainingConfig, train
 from nndl.pixels import unit_interval
+from test_resume import StopAt
 
 
 @pytest.fixture(scope="module")
@@ -262,10 +271,11 @@ def test_elastic_displacements_are_smooth_and_scale_with_alpha():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("rotate=200", "between 0 and 180"),
-        ("sigma=-1,elastic", "σ must be positive"),
-        ("skew=-0.2", "skew=-0.2: must be a number ≥ 0"),
-        ("scale=1", "must be ≥ 0 and below 1"),
+        ("rotate=200", r"rotate 200.0: must be in \[0, 180\]"),
+        ("sigma=-1,elastic", r"sigma -1.0: must be in \[0.1, 100\]"),
+        ("skew=-0.2", r"skew -0.2: must be in \[0, 1\]"),
+        ("scale=1", r"scale 1.0: must be in \[0, 1\)"),
+        ("shift=nan", "shift nan: must be a finite number"),
         ("twist=3", "unknown distortion 'twist'"),
         ("rotate=ten", "give a number"),
         ("rotate=0", "distorts nothing"),
@@ -274,6 +284,63 @@ def test_elastic_displacements_are_smooth_and_scale_with_alpha():
 def test_bad_distortions_are_refused(spec, message):
     with pytest.raises(ConfigError, match=message):
         parse_distortion(spec)
+
+
+# Issue 16: each of these passed the parser, then overflowed, asked for 59.6 GiB or failed an SVD.
+EXTREMES = {"shift=1e308": "shift 1e+308", "elastic,sigma=1e9": "sigma 1000000000.0", "elastic,sigma=1e-300":
+            "sigma 1e-300", "elastic=1e308": "elastic 1e+308", "skew=1e308": "skew 1e+308", "rotate=inf": "rotate inf"}
+
+
+@pytest.mark.parametrize("command", [["train"], ["expand", "OUT"], ["augment", "preview", "--out", "OUT"]])
+@pytest.mark.parametrize("spec", list(EXTREMES))
+def test_extreme_distortions_are_one_line_through_the_cli(capsys, tmp_path, command, spec):
+    out = tmp_path / "out"
+    try:
+        code = main([str(out) if word == "OUT" else word for word in command] + ["--augment", spec])
+    except SystemExit as exit_info:  # found by the option parser
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert EXTREMES[spec] in err and "must be" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("spec", ["rotate=180,skew=1,shift=28,scale=0.999999999,elastic=1000,sigma=0.1",
+                                  "elastic=1000,sigma=100"])
+def test_the_largest_allowed_distortions_still_give_images(rings, spec):
+    out = distort(rings, parse_distortion(spec), np.random.default_rng(0))
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+PARTS = st.one_of(st.sampled_from(["rotate", "skew", "shift", "scale", "elastic", "alpha", "sigma", "twist", ""]),
+                  st.text(max_size=8))
+NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.integers().map(str),
+                    st.text("0123456789.e+-_infa", max_size=12))
+
+
+def allowed(meta):
+    """Any number a distortion parameter's declared range allows."""
+    high = meta["below"] if meta["maximum"] is None else meta["maximum"]
+    return st.floats(meta["minimum"], high, exclude_max=meta["maximum"] is None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({f.name: allowed(f.metadata) for f in dataclasses.fields(Distortion)}))
+def test_the_spec_form_reads_back_exactly(values):
+    distortion = Distortion(**values)
+    assume(distortion.elastic_alpha and not distortion.is_identity)  # σ is written only with an elastic field
+    assert parse_distortion(str(distortion)) == distortion  # 'scale=0.99999999' was written 'scale=1'
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(PARTS, st.booleans(), NUMBERS), max_size=6))
+def test_any_distortion_text_parses_or_is_a_config_error(parts):
+    text = ",".join(f"{name}={number}" if has_value else name for name, has_value, number in parts)
+    try:
+        distortion = parse_distortion(text)
+    except ConfigError:
+        return
+    assert parse_distortion(str(distortion)) == distortion
 
 
 # -- on the fly, during training -------------------------------------------------------------
@@ -290,6 +357,84 @@ def test_every_epoch_gets_fresh_distortions_the_same_with_0_1_or_2_workers(mnist
             np.testing.assert_array_equal(background.epoch_images(1), second)
     assert first.dtype == np.uint8 and first.shape == images.shape  # bytes, like the originals
     assert np.abs(unit_interval(first) - unit_interval(images)).mean() > 0.01
+
+
+# OpenBLAS picks its kernels by CPU. On its Haswell kernels (issue 16's AMD EPYC) a product split
+# between two threads rounds unlike one thread's, which this machine's own kernels may hide; so the
+# check runs in a process with those kernels forced, on any x86 CPU with AVX2.
+THREADS_SCRIPT = """
+import numpy as np, threadpoolctl
+from nndl.data.distortions import parse_distortion, source_coordinates
+distortion = parse_distortion("rotate=10,skew=0.2,scale=0.15,elastic")
+coordinates = []
+for threads in (1, 2):
+    with threadpoolctl.threadpool_limits(threads):
+        assert {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"} == {threads}
+        coordinates.append([source_coordinates(1000, (28, 28), distortion, np.random.default_rng(block))
+                            for block in range(3)])
+np.testing.assert_array_equal(*coordinates)
+"""
+
+
+def has_avx2():
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.exists() and " avx2" in cpuinfo.read_text()
+
+
+def test_distortions_are_bit_identical_on_one_or_two_blas_threads():
+    pytest.importorskip("threadpoolctl")
+    env = {**os.environ, "PYTHONPATH": str(Path(nndl.__file__).parents[1]), "OPENBLAS_NUM_THREADS": "2"}
+    if has_avx2():
+        env["OPENBLAS_CORETYPE"] = "Haswell"
+    result = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_blocks_of_the_same_images_get_different_distortions(rings):
+    block = np.tile(rings.reshape(-1, 784), (20, 1))  # 1,000 images: one block
+    images = np.concatenate([block, block])
+    with DistortedEpochs(images, parse_distortion("rotate=10,elastic"), seed=0, workers=0) as epochs:
+        distorted = epochs.epoch_images(0)
+    assert not np.array_equal(distorted[:1000], distorted[1000:])  # each block draws its own
+    expanded = np.concatenate(list(expansion_blocks(images.reshape(-1, 28, 28), Distortion(rotate=10), 1, 0)))
+    assert not np.array_equal(expanded[1:2000:2], expanded[2001::2])  # every second image is a distorted copy
+
+
+@pytest.fixture(scope="module")
+def noise_mnist(tmp_path_factory):
+    """500 training images of random 28×28 pixels (and 10,000 validation, 100 test)."""
+    return write_fake_mnist(tmp_path_factory.mktemp("noise") / "data", n_train=10_500, n_test=100, side=28)
+
+
+def test_a_run_resumed_with_other_worker_counts_ends_bit_identical(noise_mnist, tmp_path):
+    # [784, 400, 10] with m = 10: large enough for two BLAS threads if it trained without distortions,
+    # and two threads round its products unlike one, so a thread count that followed the workers shows.
+    spec = RunSpec().replace(source=str(noise_mnist), hidden=[400], eta=0.5, epochs=3, seed=5,
+                             augment="rotate=10,elastic", workers=2)
+    whole = run_spec(spec)
+    folder = tmp_path / "checkpoints"
+    for workers, (epoch, batch) in ((0, (0, 17)), (1, (1, 32))):
+        part = run_spec(spec.replace(workers=workers), checkpoint=folder, resume=bool(checkpoint_files(folder)),
+                        callbacks=[StopAt(epoch, batch)])
+        assert part.run.interrupted
+    final = run_spec(spec.replace(workers=0), checkpoint=folder, resume=True)
+    for got, want in zip(final.network.parameters(), whole.network.parameters()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_no_more_workers_start_than_there_are_cores(noise_mnist, monkeypatch):
+    started = []
+
+    class Counted(DistortedEpochs):
+        def __init__(self, images, distortion, seed, workers=2):
+            started.append(workers)
+            super().__init__(images, distortion, seed, workers)
+
+    monkeypatch.setattr(runner, "DistortedEpochs", Counted)
+    run_spec(RunSpec().replace(source=str(noise_mnist), hidden=[10], epochs=1, seed=1, augment="rotate=10",
+                               workers=64, train_size=200))
+    assert started == [min(64, cores())]
 
 
 # A stand-in for `nndl train --augment`: two workers distort 4,000 small generated images while this

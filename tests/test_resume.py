@@ -261,7 +261,7 @@ def test_a_signal_stops_training_with_distortion_workers_cleanly(small_mnist, tm
         process.stdout.readline()  # "Training ..."
         process.stdout.readline()  # epoch 0 is done: the workers are distorting epoch 1
         workers = children_of(process.pid)
-        assert len(workers) >= 2
+        assert workers  # two, or one on a one-core machine (no more workers start than cores)
         if how.startswith("SIGINT"):
             os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         else:

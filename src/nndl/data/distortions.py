@@ -19,6 +19,7 @@ installed (5-8x faster, see benchmarks/bench_augment.py), else SciPy's
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
@@ -38,6 +39,7 @@ from ..files.atomic import current_umask
 from .idx import IdxStream, write_idx
 from ..pixels import as_bytes, unit_interval
 from ..rng import make_rng
+from ..settings import check_number, setting
 
 ELASTIC_ALPHA, ELASTIC_SIGMA = 34.0, 4.0  # Simard et al.'s values for 28×28 digits
 CHUNK = 1_000  # images distorted per block (and per worker task): temporary arrays stay near 10 MB
@@ -87,41 +89,36 @@ def bilinear_backend(backend: str | None = None) -> str:
 class Distortion:
     """Ranges of the random distortions; each image draws its own values uniformly within them.
 
-    ``rotate``: the largest angle in degrees (0-180); ``skew``: the largest shear
-    factor; ``shift``: the largest translation in pixels (sub-pixel); ``scale``:
-    the largest relative change of height and of width, each drawn on its own
-    (0.15 lets a digit grow or shrink by up to 15%, as Ciresan et al. did); and
-    an elastic distortion of strength ``elastic_alpha`` (0 = off) and smoothness
-    ``elastic_sigma``.
+    Every range is bounded where the distortion stops making sense (a digit
+    turned upside down, shifted or sheared out of its image, a Gaussian wider
+    than any image), which also keeps the arithmetic finite and small.
     """
 
-    rotate: float = 0.0
-    skew: float = 0.0
-    shift: float = 0.0
-    elastic_alpha: float = 0.0
-    elastic_sigma: float = ELASTIC_SIGMA
-    scale: float = 0.0
+    rotate: float = setting(0.0, "the largest angle in degrees", kind="float", minimum=0, maximum=180)
+    skew: float = setting(0.0, "the largest shear factor (1 slides the top row half the image sideways)",
+                          kind="float", minimum=0, maximum=1)
+    shift: float = setting(0.0, "the largest translation in pixels, sub-pixel (28: MNIST's whole side)",
+                           kind="float", minimum=0, maximum=28)
+    elastic_alpha: float = setting(0.0, "the elastic field's strength α (0 = off; Simard et al.: 34)",
+                                   kind="float", minimum=0, maximum=1000)
+    elastic_sigma: float = setting(ELASTIC_SIGMA, "the elastic field's smoothness σ in pixels (below 0.125 it is "
+                                   "not smoothed at all; beyond 100 the Gaussian is flat)",
+                                   kind="float", minimum=0.1, maximum=100)
+    scale: float = setting(0.0, "the largest relative change of height and of width, each drawn on its own "
+                           "(0.15 lets a digit grow or shrink by up to 15%, as Ciresan et al. did)",
+                           kind="float", minimum=0, below=1)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.rotate <= 180:
-            raise ConfigError(f"rotate={self.rotate}: the largest rotation must be between 0 and 180 degrees")
-        for name in ("skew", "shift", "elastic_alpha"):
-            value = getattr(self, name)
-            if not np.isfinite(value) or value < 0:
-                raise ConfigError(f"{name.replace('elastic_', '')}={value}: must be a number ≥ 0")
-        if not 0 <= self.scale < 1:
-            raise ConfigError(f"scale={self.scale}: the largest relative change of size must be ≥ 0 and below 1")
-        if not np.isfinite(self.elastic_sigma) or self.elastic_sigma <= 0:
-            raise ConfigError(f"sigma={self.elastic_sigma}: the elastic smoothing σ must be positive")
+        for field in dataclasses.fields(self):  # named as the user spells them: 'sigma 1e+09: must be in ...'
+            value = check_number(SPELLINGS[field.name], getattr(self, field.name), field.metadata)
+            object.__setattr__(self, field.name, value)
 
     def __str__(self) -> str:
         """The spec form, e.g. 'rotate=10,skew=0.2,elastic=34,sigma=4'."""
-        parts = [f"{name}={value:g}" for name, value in
-                 (("rotate", self.rotate), ("skew", self.skew), ("shift", self.shift),
-                                 ("scale", self.scale)) if value]
+        values = [(name, getattr(self, name)) for name in ("rotate", "skew", "shift", "scale")]
         if self.elastic_alpha:
-            parts += [f"elastic={self.elastic_alpha:g}", f"sigma={self.elastic_sigma:g}"]
-        return ",".join(parts) or "none"
+            values += [("elastic", self.elastic_alpha), ("sigma", self.elastic_sigma)]
+        return ",".join(f"{name}={shortest(value)}" for name, value in values if value) or "none"
 
     @property
     def is_identity(self) -> bool:
@@ -131,8 +128,15 @@ class Distortion:
         return asdict(self)
 
 
+def shortest(value: float) -> str:
+    """The shortest spelling that reads back as exactly ``value``: 10, 0.15, 0.99999999 (never rounded to 1)."""
+    return repr(float(value)).removesuffix(".0")
+
+
 DISTORTION_KEYS = {"rotate": "rotate", "skew": "skew", "shift": "shift", "scale": "scale",
                    "elastic": "elastic_alpha", "alpha": "elastic_alpha", "sigma": "elastic_sigma"}
+SPELLINGS = {"rotate": "rotate", "skew": "skew", "shift": "shift", "scale": "scale", "elastic_alpha": "elastic",
+             "elastic_sigma": "sigma"}  # each field as the spec form writes it
 
 
 def parse_distortion(text: str) -> Distortion:
@@ -265,9 +269,40 @@ def transform_coordinates(shape: tuple[int, int], angles: np.ndarray, shears: np
     return coordinates
 
 
+@functools.lru_cache(maxsize=1)
+def blas_controller() -> Any:
+    """threadpoolctl's handle on the loaded BLAS libraries, found once (0.3 ms a search), or None without threadpoolctl."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the enclosed matrix products on one BLAS thread, whatever the caller's limit.
+
+    A multi-threaded BLAS splits a product into blocks whose last bits depend on
+    the split (OpenBLAS's Haswell kernels: 1e-6 in the elastic field, a pixel's
+    byte now and then), so the same distortions came out differently inline and
+    in the one-thread workers. One thread is also no slower for these small products.
+    """
+    controller = blas_controller()
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        yield
+
+
+@one_blas_thread()
 def source_coordinates(n: int, shape: tuple[int, int], distortion: Distortion,
                        rng: np.random.Generator) -> np.ndarray:
-    """Draw each image's random distortion and return where its pixels sample the original, (2, n, h, w)."""
+    """Draw each image's random distortion and return where its pixels sample the original, (2, n, h, w).
+
+    On one BLAS thread: the same result in every process, whatever the caller's thread limit.
+    """
     angles = rng.uniform(-distortion.rotate, distortion.rotate, n)
     shears = rng.uniform(-distortion.skew, distortion.skew, n)
     shifts = rng.uniform(-distortion.shift, distortion.shift, (2, n))
@@ -363,7 +398,7 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _start_worker(images: np.ndarray) -> None:
-    """Set up a distortion worker: its copy of the images, no Ctrl-C of its own, one thread, a watchdog.
+    """Set up a distortion worker: its copy of the images, no Ctrl-C of its own, one OpenCV thread, a watchdog.
 
     Ctrl-C in a terminal interrupts the whole process group; the parent handles
     it and stops the workers, which would otherwise each print a traceback.
@@ -375,10 +410,6 @@ def _start_worker(images: np.ndarray) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the parent while it forked us
     if bilinear_backend() == "opencv":
         opencv().setNumThreads(0)  # the workers are the parallelism (and setNumThreads(1) can hang after a fork)
-    with contextlib.suppress(ImportError):
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)  # likewise one BLAS thread
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 

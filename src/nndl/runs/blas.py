@@ -12,8 +12,8 @@ blas``), 2 threads against 1 were:
 - but with two distortion workers busy, 0.54-0.76x: slower for every size.
 
 So by default nndl trains with every core when the largest product is big,
-(weights of the largest layer) × m ≥ MULTITHREAD_WORK, and nothing else nndl
-starts (distortion workers) wants the cores; otherwise with one thread. On a
+(weights of the largest layer) × m ≥ MULTITHREAD_WORK, and no distortions
+run (their workers want the cores); otherwise with one thread. On a
 machine busy with other work, ``--blas-threads 1`` is the faster choice.
 This uses threadpoolctl when it is installed (``pip install 'nndl[cli]'``).
 """
@@ -42,10 +42,15 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def default_threads(sizes: Sequence[int], m: int, distortion_workers: int) -> int:
-    """BLAS threads for training a network of ``sizes`` on mini-batches of ``m`` (see the module notes)."""
+def default_threads(sizes: Sequence[int], m: int, distorting: bool) -> int:
+    """BLAS threads for training a network of ``sizes`` on mini-batches of ``m`` (see the module notes).
+
+    One whenever the images are distorted, however many workers do it (0 too):
+    a product's last bits depend on its thread count, so a choice that followed
+    the worker count would make the result follow it as well.
+    """
     largest = max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
-    return cores() if largest * m >= MULTITHREAD_WORK and not distortion_workers else 1
+    return cores() if largest * m >= MULTITHREAD_WORK and not distorting else 1
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from ..network import Network
 from ..rng import fresh_seed
 from ..schedules import EarlyStopping, EpochDecay, HalveOnPlateau, KeepBest, TimeLimit
 from ..training import TrainingRun, train
-from .blas import AUTO, blas_threads, default_threads
+from .blas import AUTO, blas_threads, cores, default_threads
 from .checkpoint import Checkpointer, check_compatible, latest_checkpoint
 from .spec import DataSpec, RunSpec
 
@@ -153,7 +153,8 @@ def training_source(spec: RunSpec, training: Dataset, seed: int) -> Iterator[Any
         yield training
         return
     distortion = parse_distortion(spec.distortions.augment)
-    with DistortedEpochs(training.images, distortion, seed, spec.distortions.workers) as epochs:
+    workers = min(spec.distortions.workers, cores())  # more would only share the cores, each with its own memory
+    with DistortedEpochs(training.images, distortion, seed, workers) as epochs:
         yield DistortedData(training, epochs)
 
 
@@ -194,8 +195,7 @@ def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCa
             position = saved.restore(network, rules)
         every.append(checkpointer)  # last: an epoch's decisions are in its checkpoint
     if blas_thread_limit == AUTO:
-        workers = spec.distortions.workers if spec.distortions.augment else 0
-        blas_thread_limit = default_threads(sizes, spec.training.mini_batch_size, workers)
+        blas_thread_limit = default_threads(sizes, spec.training.mini_batch_size, spec.distortions.augment is not None)
     started = time.perf_counter()
     # Overflow in a diverging run is reported once, as a sentence, by DivergenceGuard, not as NumPy warnings.
     with blas_threads(blas_thread_limit), np.errstate(over="ignore", invalid="ignore"), \

@@ -153,7 +153,8 @@ class DistortionSpec:
                                   "elastic (rotate=DEGREES, skew=FACTOR, shift=PIXELS, scale=FRACTION, elastic[=ALPHA], "
                                   "sigma=SIGMA)",
                                   kind="str", optional=True, metavar="SPEC")
-    workers: int = setting(2, "processes preparing the next epoch's distortions while this one trains (0: none)",
+    workers: int = setting(2, "processes preparing the next epoch's distortions while this one trains (0: none; "
+                           "at most one per core starts; the result is the same with any number)",
                            kind="int", minimum=0, maximum=64, flag="--augment-workers", metavar="N", identity=False)
 
     def __post_init__(self) -> None:
