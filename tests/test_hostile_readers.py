@@ -83,6 +83,13 @@ def test_idx_header_overflowing_int64_is_refused_before_reading(tmp_path):
     assert outcome == "error" and "more than the 1,000,000,000" in message and peak < MB
 
 
+def test_idx_header_with_an_empty_dimension_is_held_to_the_cap_by_the_others(tmp_path):
+    path = tmp_path / "empty.idx"  # 0 × 2³¹ × 2³¹: no payload, but a shape no reader should hand on
+    path.write_bytes(struct.pack(">HBB", 0, 0x08, 3) + struct.pack(">3I", 0, 2**31, 2**31))
+    outcome, message, peak = verdict(lambda: read_idx(path))
+    assert outcome == "error" and "0x2147483648x2147483648 values" in message and "more than the" in message
+
+
 def test_gzip_bomb_is_refused_from_its_header(tmp_path):
     path = tmp_path / "bomb.idx.gz"
     with gzip.open(path, "wb", compresslevel=9) as out:  # 256 MB of zeros in about 250 kB

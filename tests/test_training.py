@@ -166,6 +166,15 @@ def test_config_is_plain_data():
                                           "l1": 0.0, "momentum": 0.0, "backprop": "matrix", "seed": None}
 
 
+def test_every_epoch_has_a_shuffle_of_its_own_that_its_seed_replays():
+    from nndl.training import epoch_order
+    orders = [epoch_order(7, epoch, 100) for epoch in range(3)]
+    assert all(sorted(order) == list(range(100)) for order in orders)
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+    np.testing.assert_array_equal(epoch_order(7, 1, 100), orders[1])
+    assert not np.array_equal(epoch_order(8, 1, 100), orders[1])
+
+
 @pytest.mark.parametrize("m, first", [(10, 0), (10, 205), (7, 0), (7, 3), (BLOCK_IMAGES + 5, 1)])
 def test_mini_batches_are_the_chosen_images_as_columns_and_their_one_hot_targets(m, first):
     rng = np.random.default_rng(3)
