@@ -100,6 +100,29 @@ def digit_file(path: Path, **draw) -> Path:
     return path
 
 
+def float_tiff(path: Path, bad: float) -> Path:
+    """:func:`digit_file`'s digit as a float TIFF (Pillow mode F) with one pixel ``bad``."""
+    pixels = np.asarray(Image.open(digit_file(path.with_suffix(".png"))), dtype=np.float32) / 255
+    pixels[0, 0] = bad
+    Image.fromarray(pixels, mode="F").save(path)
+    return path
+
+
+def test_predict_cli_reads_a_cielab_tiff_by_its_lightness_and_writes_nothing_for_a_refused_image(tmp_path, capsys):
+    model = tmp_path / "model.npz"
+    save_model(Network([784, 10, 10], seed=0), model)
+    grey = Image.open(digit_file(tmp_path / "grey.png"))
+    Image.merge("LAB", (grey, *[Image.new("L", grey.size, 128)] * 2)).save(tmp_path / "lab.tif")
+    assert Image.open(tmp_path / "lab.tif").mode == "LAB"
+    assert main(["predict", str(model), str(tmp_path / "grey.png"), str(tmp_path / "lab.tif"), "--json"]) == 0
+    grey_answer, lab_answer = json.loads(capsys.readouterr().out)["predictions"]
+    assert lab_answer["outputs"] == pytest.approx(grey_answer["outputs"], abs=1e-6)
+    seen = tmp_path / "seen"
+    assert main(["predict", str(model), str(tmp_path / "grey.png"), str(float_tiff(tmp_path / "nan.tif", np.nan)),
+                 "--show-input", str(seen)]) == 2
+    assert "NaN or infinite" in capsys.readouterr().err and not seen.exists()  # not even the good image's input
+
+
 def test_predict_cli_softmax_model_show_input_and_network2_json(fake_digits, tmp_path, capsys):
     model = tmp_path / "softmax.npz"
     train_with_cli(model, fake_digits, "--epochs", "1", "--train-size", "200", "--cost", "log-likelihood",
@@ -130,6 +153,8 @@ def test_predict_cli_softmax_model_show_input_and_network2_json(fake_digits, tmp
     (lambda d: d / "absent.png", "no such image file"),
     (lambda d: (d / "notes.png").write_text("not a picture") and d / "notes.png", "not an image file"),
     (lambda d: Image.new("L", (40, 40), 255).save(d / "blank.png") or d / "blank.png", "blank"),
+    (lambda d: float_tiff(d / "nan.tif", np.nan), "1 of its 6,300 pixel values are NaN or infinite"),
+    (lambda d: float_tiff(d / "inf.tif", np.inf), "NaN or infinite"),
 ])
 def test_predict_cli_refuses_bad_images_in_one_line(make, message, tmp_path, capsys):
     model = tmp_path / "model.npz"
@@ -216,3 +241,24 @@ def test_inspect_cli_errors(fake_digits, tmp_path, capsys):
     save_model(Network([16, 5, 10], seed=0), tmp_path / "small.npz")
     assert main(["inspect", str(tmp_path / "small.npz"), "--data", str(fake_digits), "--out", str(tmp_path)]) == 2
     assert "takes 16 inputs but the test images have 784 pixels" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("outputs", [1, 5, 10, 12])
+def test_inspect_shows_a_network_of_any_output_size(outputs, fake_digits, tmp_path, capsys):
+    """A row per true digit, a column per output neuron: 10×1, 10×5, 10×10, 10×12."""
+    network = Network([784, 8, outputs], seed=0)
+    save_model(network, tmp_path / "m.npz")
+    found = inspect_network(network, load_mnist(fake_digits).test, gallery_size=7)
+    guesses = network.predict(load_mnist(fake_digits).test.images)
+    assert found.confusion.shape == (10, outputs) and found.confusion.sum() == 50
+    assert np.trace(found.confusion) == np.sum(guesses == load_mnist(fake_digits).test.labels)
+    assert found.weights.shape == (8, 28, 28) and len(found.mistakes["index"]) == 7
+    out = tmp_path / "page"
+    assert main(["inspect", str(tmp_path / "m.npz"), "--data", str(fake_digits), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if line.startswith("true\\guess"))
+    assert header.split()[1:] == [str(j) for j in range(outputs)]
+    table = (out / "index.html").read_text(encoding="utf-8").split("<table>")[1]  # the confusion matrix's
+    assert table.count("<tr>") == 1 + 10 and table.count("<th>") == 1 + outputs
+    assert table.count("<td") == 10 * (1 + outputs) and table.count('<td class="right">') == min(10, outputs)
+    assert all(Image.open(out / name).format == "PNG" for name in ("confusion.png", "misclassified.png", "weights.png"))

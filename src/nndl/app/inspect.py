@@ -36,14 +36,21 @@ from .options import add_data_option, whole_number
 
 GALLERY_SIZE = 40  # misclassified digits shown
 WEIGHT_IMAGES = 100  # first-layer neurons drawn at most (an 800-neuron layer would be unreadable)
+COUNTED_COLUMNS = 30  # a confusion figure with more output neurons is drawn in colour only, without its counts
 
 
 # -- the computational core: plain arrays, shared with the web page ----------------------------
 
 
-def confusion_matrix(labels: np.ndarray, guesses: np.ndarray, n_classes: int) -> np.ndarray:
-    """C[i, j] = how many images of true digit i the network called j; the diagonal is the correct ones."""
-    return np.bincount(labels * n_classes + guesses, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+def confusion_matrix(labels: np.ndarray, guesses: np.ndarray, n_outputs: int) -> np.ndarray:
+    """C[i, j] = how many images of true digit i the network called j; where i = j the guess is right.
+
+    A row for each class of the data (0 to the largest label) and a column for
+    each output neuron, so a network with 5 outputs read on digits 0-9 gives a
+    10×5 matrix and one with 12 outputs a 10×12 one.
+    """
+    n_labels = int(labels.max(initial=-1)) + 1
+    return np.bincount(labels * n_outputs + guesses, minlength=n_labels * n_outputs).reshape(n_labels, n_outputs)
 
 
 def guess_confidence(outputs: np.ndarray, guesses: np.ndarray) -> np.ndarray:
@@ -134,7 +141,7 @@ def inspect_network(network: Network, dataset: Dataset, gallery_size: int = GALL
 def confusion_text(matrix: np.ndarray) -> str:
     """The confusion matrix as aligned text: rows the true digit, columns the guess."""
     width = max(5, len(str(matrix.max())) + 1)
-    header = "true\\guess" + "".join(f"{j:>{width}}" for j in range(len(matrix)))
+    header = "true\\guess" + "".join(f"{j:>{width}}" for j in range(matrix.shape[1]))
     rows = [f"{i:>10}" + "".join(f"{n:>{width}}" for n in row) for i, row in enumerate(matrix)]
     return "\n".join([header, *rows])
 
@@ -159,20 +166,28 @@ def save_figure(figure: Any, path: Path) -> Path:
 
 
 def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> Path:
-    """The matrix with counts in every cell: mistakes shaded red by count, the correct diagonal green."""
+    """The matrix with counts in every cell: mistakes shaded red by count, the correct diagonal green.
+
+    A network with more than :data:`COUNTED_COLUMNS` outputs gets the shading
+    and Matplotlib's own ticks only: thousands of numbers would be unreadable
+    and slow to draw.
+    """
     plt = pyplot()
-    n = len(matrix)
-    off_diagonal = np.ma.masked_array(matrix, mask=np.eye(n, dtype=bool))
+    rows, columns = matrix.shape
+    right = np.eye(rows, columns, dtype=bool)
+    off_diagonal = np.ma.masked_array(matrix, mask=right)
+    counted = columns <= COUNTED_COLUMNS
+    aspect = "equal" if counted else "auto"  # square cells, or a strip filling the figure
     figure, axes = plt.subplots(figsize=(7.5, 6.5), dpi=100)
-    axes.imshow(np.where(np.eye(n, dtype=bool), 1.0, np.nan), cmap="Greens", vmin=0, vmax=4)
-    shading = axes.imshow(off_diagonal, cmap="Reds", vmin=0, vmax=max(int(off_diagonal.max() or 0), 1))
-    for i in range(n):
-        for j in range(n):
+    axes.imshow(np.where(right, 1.0, np.nan), cmap="Greens", vmin=0, vmax=4, aspect=aspect)
+    shading = axes.imshow(off_diagonal, cmap="Reds", vmin=0, vmax=max(int(off_diagonal.max() or 0), 1), aspect=aspect)
+    if counted:
+        for i, j in np.ndindex(rows, columns):
             dark = i != j and matrix[i, j] > 0.6 * (off_diagonal.max() or 1)
             axes.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
                       color="white" if dark else "black", fontweight="bold" if i == j else "normal")
-    axes.set_xticks(range(n))
-    axes.set_yticks(range(n))
+        axes.set_xticks(range(columns))
+        axes.set_yticks(range(rows))
     axes.set_xlabel("the network's guess")
     axes.set_ylabel("true digit")
     axes.set_title(title)
@@ -270,10 +285,11 @@ def html_table(header: list[str], rows: list[list[Any]], classes: list[list[str]
 
 def confusion_table(matrix: np.ndarray) -> str:
     """The confusion matrix as an HTML table, correct answers green and mistakes red."""
-    n = len(matrix)
-    rows = [[i, *matrix[i]] for i in range(n)]
-    classes = [["", *("right" if i == j else "wrong" if matrix[i, j] else "" for j in range(n))] for i in range(n)]
-    return html_table(["true \\ guess", *range(n)], rows, classes)
+    n_rows, n_columns = matrix.shape
+    rows = [[i, *matrix[i]] for i in range(n_rows)]
+    classes = [["", *("right" if i == j else "wrong" if matrix[i, j] else "" for j in range(n_columns))]
+               for i in range(n_rows)]
+    return html_table(["true \\ guess", *range(n_columns)], rows, classes)
 
 
 def write_page(out: Path, model: str, network: Network, found: Inspection, speed_figure: bool) -> Path:

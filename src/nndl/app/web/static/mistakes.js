@@ -32,7 +32,7 @@ function drawMatrix(matrix, dataset) {
   const n = matrix.length;
   let worst = 1;
   matrix.forEach((row, i) => row.forEach((v, j) => { if (i !== j) worst = Math.max(worst, v); }));
-  let html = `<tr><th class="corner">true ↓ guess →</th>${matrix.map((_, j) => `<th>${j}</th>`).join("")}</tr>`;
+  let html = `<tr><th class="corner">true ↓ guess →</th>${matrix[0].map((_, j) => `<th>${j}</th>`).join("")}</tr>`;  // a column per output neuron
   for (let i = 0; i < n; i++) {
     html += `<tr><th>${i}</th>` + matrix[i].map((v, j) => {
       const shade = i === j ? "background:#e3f1e3" : v ? `background:rgba(214,69,65,${0.12 + 0.75 * (v / worst)})` : "";
