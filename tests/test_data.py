@@ -1,12 +1,16 @@
+import re
 import shutil
 
 import numpy as np
 import pytest
 from conftest import write_fake_mnist
 
+from nndl.app.cli import main
 from nndl.data.mnist import MNIST_FILES, load_mnist, one_hot
 from nndl.errors import ConfigError, DataError
 from nndl.data.idx import read_idx, write_idx
+from nndl.files.models import save_model
+from nndl.network import Network
 from nndl.pixels import unit_interval
 
 
@@ -136,3 +140,22 @@ def test_mnist_file_names_are_the_standard_ones():
     assert sorted(MNIST_FILES.values()) == sorted(
         ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
     )
+
+
+@pytest.mark.parametrize("key, array, message", [
+    ("test_images", np.zeros((0, 4, 4), np.uint8), r"t10k-images-idx3-ubyte.gz: holds 0 images of 4×4 pixels"),
+    ("train_images", np.zeros((10_020, 0, 4), np.uint8), r"train-images-idx3-ubyte.gz: holds 10,020 images of 0×4"),
+    ("test_labels", np.array([3] * 29 + [10], np.uint8), r"t10k-labels-idx1-ubyte.gz: label 10 \(example 29\); "
+                                                         r"labels must be the digits 0-9"),
+    ("train_labels", np.full(10_020, 255, np.uint8), r"train-labels-idx1-ubyte.gz: label 255 \(example 0\)"),
+])
+def test_no_images_or_labels_past_nine_are_refused_at_load(tmp_path, key, array, message, capsys):
+    folder = write_fake_mnist(tmp_path / "data", n_test=len(array) if key == "test_images" else 30)
+    write_idx(folder / (MNIST_FILES[key] + ".gz"), array)
+    with pytest.raises(DataError, match=message):
+        load_mnist(folder)
+    model = save_model(Network([16, 5, 10], seed=0), tmp_path / "m.npz")
+    for command in (["evaluate", str(model)], ["train", "--epochs", "1", "--quiet", "--save", str(tmp_path / "t.npz")]):
+        assert main([*command, "--data", str(folder)]) == 2
+        assert re.fullmatch(rf"nndl {command[0]}: error: .*{message}.*\n", capsys.readouterr().err)
+    assert not (tmp_path / "t.npz").exists()

@@ -32,6 +32,7 @@ MNIST_FILES = {
 IMAGES_MAGIC = 2051  # ubyte, 3 dimensions (n, rows, cols)
 LABELS_MAGIC = 2049  # ubyte, 1 dimension (n,)
 VALIDATION_SIZE = 10_000  # the book holds back the last 10,000 training images
+DIGITS = 10  # labels are the digits 0-9, as in MNIST
 
 DATA_HINT = (
     "point nndl at a folder holding the four MNIST files "
@@ -150,7 +151,24 @@ def read_split(folder: Path, images_key: str, labels_key: str) -> tuple[np.ndarr
             f"{paths[images_key]} holds {len(images)} images but {paths[labels_key]} holds "
             f"{len(labels)} labels; the two files must come from the same dataset"
         )
+    check_examples(paths[images_key], images, paths[labels_key], labels)
     return images, labels
+
+
+def check_examples(images_path: Path, images: np.ndarray, labels_path: Path, labels: np.ndarray) -> None:
+    """Refuse a file of no images (or images of no pixels) and labels that are not the digits 0-9.
+
+    Both would be met only later, as a reduction over nothing or a one-hot
+    target past the output layer.
+    """
+    if images.size == 0:
+        rows, cols = images.shape[1:]
+        raise DataError(f"{images_path}: holds {len(images):,} images of {rows}×{cols} pixels; a dataset needs at "
+                        f"least one image of at least one pixel")
+    if labels.max() >= DIGITS:
+        first = int(np.argmax(labels >= DIGITS))
+        raise DataError(f"{labels_path}: label {labels[first]} (example {first:,}); labels must be the digits "
+                        f"0-{DIGITS - 1}")
 
 
 def as_rows(images: np.ndarray) -> np.ndarray:
