@@ -6,24 +6,33 @@ a multiple of what the input really holds.
 """
 
 import gzip
+import io
 import json
 import os
+import re
 import struct
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hostile import (history_json, idx_bytes, maybe_gzipped, model_members, model_npz_bytes, network2_json,
+from conftest import write_fake_mnist
+from hostile import (history_json, idx_bytes, maybe_gzipped, model_members, model_npz_bytes, network2_json, npy,
                      npy_header_only, npz_bytes, verdict)
+from nndl.app.cli import main
+from nndl.callbacks import Callback
 from nndl.errors import DataError, ModelFileError, NndlError
 from nndl.data.idx import read_idx
 from nndl.files.atomic import read_json
 from nndl.files.models import load_model
 from nndl.files.plots import checked_history, history_series, plot_history
+from nndl.runs.checkpoint import CheckpointError, checkpoint_files, read_checkpoint
+from nndl.runs.runner import run_spec
+from nndl.runs.spec import RunSpec
 
 MB = 2**20
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -215,3 +224,86 @@ def test_a_truncated_idx_in_gzip_names_the_problem(tmp_path):
     path.write_bytes(gzip.compress(struct.pack(">II", 0x0801, 10) + bytes(5)))
     with pytest.raises(DataError, match="truncated: header says 10 values"):
         read_idx(path)
+
+
+# -- a checkpoint's history --------------------------------------------------------------------
+
+class StopAfterEpoch(Callback):
+    """Ask training to stop at the end of epoch ``epoch`` (counted from 1), as Ctrl-C would."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_epoch_end(self, run, record):
+        if run.epoch == self.epoch:
+            run.request_stop()
+
+
+@pytest.fixture(scope="module")
+def two_epochs_of_three(tmp_path_factory) -> tuple[RunSpec, Path, dict[str, bytes], list[dict]]:
+    """A run of 3 epochs stopped after 2: its spec, its newest checkpoint's members and its history."""
+    folder = tmp_path_factory.mktemp("run")
+    spec = RunSpec().replace(source=str(write_fake_mnist(folder / "data", n_train=10_100, n_test=20)), hidden=[4],
+                             epochs=3, seed=1)
+    run_spec(spec, checkpoint=folder / "ck", callbacks=[StopAfterEpoch(2)])
+    with zipfile.ZipFile(checkpoint_files(folder / "ck")[-1]) as archive:
+        members = {name.removesuffix(".npy"): archive.read(name) for name in archive.namelist()}
+    history = json.loads(np.load(io.BytesIO(members["state"])).tobytes())["history"]
+    return spec, folder, members, history
+
+
+def checkpoint_with_history(two_epochs_of_three, history: Any, folder: Path) -> Path:
+    """``folder`` holding one checkpoint: the run's, with its history replaced by ``history``."""
+    _, _, members, _ = two_epochs_of_three
+    state = json.loads(np.load(io.BytesIO(members["state"])).tobytes())
+    state["history"] = history
+    folder.mkdir(exist_ok=True)
+    path = folder / "checkpoint-000002-000000.npz"
+    path.write_bytes(npz_bytes({**members, "state": npy(np.frombuffer(json.dumps(state).encode(), np.uint8))}))
+    return path
+
+
+def edited(record: dict, **changes: Any) -> dict:
+    return {**record, **changes}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda h: [5, 6], "history record 0 is not a record"),
+    (lambda h: "ab", "its history is not a list of 2 epoch records"),
+    (lambda h: h[:1], "its history is not a list of 2 epoch records"),
+    (lambda h: h[::-1], "history record 0 is not epoch 0's"),
+    (lambda h: [edited(h[0], epoch=False), h[1]], "history record 0 is not epoch 0's"),
+    (lambda h: [h[0], edited(h[1], eta="3")], "history record 1 has no number eta"),
+    (lambda h: [h[0], {k: v for k, v in h[1].items() if k != "seconds"}], "history record 1 has no number seconds"),
+    (lambda h: [edited(h[0], metrics=[]), h[1]], r"history record 0 has no metrics \(numbers by dataset"),
+    (lambda h: [edited(h[0], metrics={"test": {"accuracy": "high"}}), h[1]], "history record 0 has no metrics"),
+    (lambda h: [h[0], edited(h[1], learning_speed="fast")], "history record 1 has a learning speed that is not"),
+])
+def test_a_checkpoint_history_of_the_wrong_shape_is_one_line_on_resume(two_epochs_of_three, tmp_path, edit, message,
+                                                                        capsys):
+    spec, _, _, history = two_epochs_of_three
+    path = checkpoint_with_history(two_epochs_of_three, edit(history), tmp_path / "ck")
+    with pytest.raises(CheckpointError, match=rf"checkpoint-000002-000000.npz: damaged checkpoint \({message}"):
+        read_checkpoint(path)
+    assert main(["train", "--resume", str(tmp_path / "ck"), "--quiet"]) == 2
+    assert re.fullmatch(rf"nndl train: error: .*{message}.*\n", capsys.readouterr().err)
+    assert [p.name for p in (tmp_path / "ck").iterdir()] == [path.name]  # nothing written beside it
+
+
+@settings(FUZZ, max_examples=40)
+@given(content=history_json())
+def test_checkpoint_reader_on_generated_histories(two_epochs_of_three, content):
+    """Any JSON as a checkpoint's history is refused in one line on resume, never an AttributeError."""
+    spec, _, _, history = two_epochs_of_three
+    generated = json.loads(content)
+    hostile = generated.get("history", generated) if isinstance(generated, dict) else generated
+    folder = Path(tempfile.mkdtemp())
+    checkpoint_with_history(two_epochs_of_three, hostile, folder / "ck")
+    outcome, message, peak = verdict(lambda: run_spec(spec, checkpoint=folder / "ck", resume=True))
+    assert outcome == "error" and "damaged checkpoint" in message  # no generated record has seconds, eta and metrics
+
+
+def test_the_untouched_history_resumes(two_epochs_of_three, tmp_path):
+    spec, _, _, history = two_epochs_of_three
+    checkpoint_with_history(two_epochs_of_three, history, tmp_path / "ck")
+    assert [r["epoch"] for r in run_spec(spec, checkpoint=tmp_path / "ck", resume=True).summary["history"]] == [0, 1, 2]

@@ -190,12 +190,52 @@ def read_checkpoint(path: Path) -> Checkpoint:
                       else [arrays[f"velocity.{i}"] for i in range(pos["n_velocities"])])
         spec = RunSpec.from_dict(state["spec"], f"{path}: spec")
         position = Position(int(pos["epoch"]), int(pos["batch"]), float(pos["eta"]), velocities,
-                            list(state["history"]), pos["dropout_state"], float(pos["epoch_seconds"]))
+                            checked_history(path, state["history"], int(pos["epoch"])), pos["dropout_state"],
+                            float(pos["epoch_seconds"]))
         callbacks = unpack_state(state["callbacks"], arrays)
     except (ConfigError, KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint ({exc})") from None
     return Checkpoint(path, spec, str(state["data_fingerprint"]), position, parameters, callbacks,
                       bool(state["finished"]))
+
+
+def is_number(value: Any) -> bool:
+    """Whether a JSON value is a number (NaN included: a diverged epoch's cost), not a bool."""
+    return type(value) in (int, float)
+
+
+def record_problem(record: Any, epoch: int) -> str | None:
+    """What is wrong with history record ``epoch`` (see :mod:`nndl.metrics`), or None."""
+    if not isinstance(record, dict):
+        return "is not a record"
+    if type(record.get("epoch")) is not int or record["epoch"] != epoch:
+        return f"is not epoch {epoch}'s"
+    missing = [key for key in ("seconds", "eta") if not is_number(record.get(key))]
+    if missing:
+        return f"has no number {missing[0]}"
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict) or not all(isinstance(measures, dict) and all(map(is_number, measures.values()))
+                                                for measures in metrics.values()):
+        return "has no metrics (numbers by dataset and measure)"
+    speed = record.get("learning_speed", [])
+    if not isinstance(speed, list) or not all(map(is_number, speed)):
+        return "has a learning speed that is not a list of numbers"
+    return None
+
+
+def checked_history(path: Path, history: Any, epochs: int) -> list[dict[str, Any]]:
+    """The state's history: one record per finished epoch, in order, each of the types training writes.
+
+    Checked here so that a damaged or edited history is one line, not an
+    AttributeError when the resumed run, its schedule or its printer reads it.
+    """
+    if not isinstance(history, list) or len(history) != epochs:
+        raise CheckpointError(f"{path}: damaged checkpoint (its history is not a list of {epochs} epoch records)")
+    for epoch, record in enumerate(history):
+        problem = record_problem(record, epoch)
+        if problem:
+            raise CheckpointError(f"{path}: damaged checkpoint (history record {epoch} {problem})")
+    return history
 
 
 def checked_shapes(path: Path, shapes: Any) -> dict[str, tuple[int, ...]]:
