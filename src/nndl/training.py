@@ -104,7 +104,7 @@ class TrainingRun:
     stop_training: bool = False
     interrupted: bool = False  # stopped mid-epoch by request_stop()
     diverged: str | None = None  # why training was stopped as hopeless, where it was
-    # the last mini-batch's (nabla_b, nabla_w): arrays of network.workspace(m), overwritten by the next mini-batch
+    # the last mini-batch's (nabla_b, nabla_w), one array per layer with weights
     gradients: tuple[list[np.ndarray], list[np.ndarray]] | None = None
     batch_size: int = 0
     dropout_rng: np.random.Generator | None = None
@@ -229,7 +229,7 @@ def train(
             for batch, x, y in mini_batches(network, images, labels, order, m, first_batch):
                 masks = network.draw_dropout_masks(run.dropout_rng)  # None without dropout
                 run.batch_size = x.shape[1]
-                run.gradients = gradient(x, y, masks, network.workspace(run.batch_size))  # arrays reused every mini-batch
+                run.gradients = gradient(x, y, masks)
                 optimizer.step(network, *run.gradients, run.batch_size, masks)
                 run.batch = batch + 1
                 for callback in callbacks:
