@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..files.atomic import check_output_folder
 from .options import add_data_option
 
 MAX_WORKERS = 64  # local Dask worker processes one command may start
@@ -76,7 +77,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         return 0
     if args.data:
         sweep = sweep.with_base(source=str(Path(args.data).resolve()))
-    out = Path(args.out or Path("sweeps") / sweep.name)
+    out = check_output_folder(args.out or Path("sweeps") / sweep.name, "--out")  # before any trial trains
     log = (lambda message: None) if args.quiet else (lambda message: print(message, flush=True))
     results = run_sweep(sweep, out, scheduler=args.scheduler, workers=workers, progress=not args.quiet, log=log)
     chosen = results["chosen"]

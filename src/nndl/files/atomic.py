@@ -254,6 +254,11 @@ def guarded_int(text: str) -> int:
     return int(text)
 
 
+def first_line(exc: BaseException) -> str:
+    """A parser's complaint, cut to its first line (or the exception's name)."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def parse_json(data: bytes, source: str, what: str, error: type[NndlError] = NndlError) -> Any:
     """JSON ``data`` parsed safely: bad UTF-8, huge integers and deep nesting are ``error``s."""
     try:
@@ -261,8 +266,21 @@ def parse_json(data: bytes, source: str, what: str, error: type[NndlError] = Nnd
     except RecursionError:
         raise error(f"{source}: not {what} (nested too deeply)") from None
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise error(f"{source}: not {what} ({message})") from None
+        raise error(f"{source}: not {what} ({first_line(exc)})") from None
+
+
+def parse_toml(data: bytes, source: str, what: str, error: type[NndlError] = NndlError) -> Any:
+    """TOML ``data`` parsed safely, as :func:`parse_json` parses JSON: bad UTF-8 and deep nesting are ``error``s."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        raise error(f"{source}: TOML needs Python 3.11 or later; write {what} as JSON") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise error(f"{source}: not {what} (nested too deeply)") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # TOMLDecodeError, and int()'s digit limit, are ValueErrors
+        raise error(f"{source}: not {what} ({first_line(exc)})") from None
 
 
 def read_json(path: str | os.PathLike, what: str, error: type[NndlError] = NndlError, *,

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, NndlError
+from ..files.atomic import first_line
 from ..metrics import Measure
 from .runner import DataCache, kept_scores, run_spec
 from .spec import RunSpec
@@ -145,10 +146,15 @@ class Engine:
         else:  # Dask's nanny sets MALLOC_TRIM_THRESHOLD_, which makes every weight-sized array a fresh mmap:
             # training then spends as long in page faults as in arithmetic (bench_sweep.py), so leave it unset
             self.settings = dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
-            self.cluster = LocalCluster(n_workers=self.workers or os.cpu_count() or 1, threads_per_worker=1,
-                                        processes=True, dashboard_address=":0",  # any free port, never a clash
-                                        silence_logs=logging.CRITICAL)
-            self.client = Client(self.cluster)
+            try:
+                self.cluster = LocalCluster(n_workers=self.workers or os.cpu_count() or 1, threads_per_worker=1,
+                                            processes=True, dashboard_address=":0",  # any free port, never a clash
+                                            silence_logs=logging.CRITICAL)
+                self.client = Client(self.cluster)
+            except (RuntimeError, OSError, TimeoutError) as exc:  # a worker process died or hung while starting
+                self.__exit__(None, None, None)  # the with statement never calls it when __enter__ raises
+                raise NndlError(f"the local Dask cluster did not start ({root_cause(exc)}); run the command "
+                                f"again, or with fewer --workers") from None
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -222,6 +228,13 @@ class Engine:
             return None
         return tqdm(total=total, desc=what, unit=what.rstrip("s") or "task", file=sys.stderr,
                     postfix=self.running_text(total))
+
+
+def root_cause(exc: BaseException) -> str:
+    """The first line of the innermost exception of a chain ('Nanny failed to start worker process')."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return first_line(exc)
 
 
 def describe_error(future: Any) -> str:

@@ -17,6 +17,12 @@ Each trial is named by its run specification's fingerprint (settings and seed).
 Its summary and history are written to ``OUT/trials/<fingerprint>.json`` the
 moment it finishes, so running the same sweep again skips what is done. The
 chosen trial's test accuracy is measured once, at the end, from its saved model.
+
+A sweep file is read like nndl's other inputs: a regular file of at most
+:data:`MAX_SPEC_BYTES`, plain JSON values nested at most :data:`MAX_DEPTH` deep,
+every value of the type it needs, at most :data:`MAX_TRIALS` trials (settings ×
+seeds) counted before any is built, and a name that can only name a folder of
+its own. Anything else is one :class:`ConfigError` naming the problem.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import io
 import itertools
 import json
 import math
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -37,9 +44,9 @@ import numpy as np
 
 from ..data.mnist import load_mnist, resolve_data_dir
 from ..errors import ConfigError, NndlError
-from ..files.atomic import atomic_output, read_json, write_bytes_atomically
+from ..files.atomic import atomic_output, parse_json, parse_toml, read_capped, read_json, write_bytes_atomically
 from ..files.models import load_model, save_model
-from ..files.plots import plot_series, pyplot
+from ..files.plots import MAX_SERIES, plot_series, pyplot
 from ..metrics import History, Measure, Monitor, evaluate
 from .engine import Engine, train_task
 from .spec import FIELD_SECTION, RunSpec
@@ -51,13 +58,42 @@ RULES = ("best", "eta-threshold")
 #: The monitor setting that records each measure a sweep may rank by.
 MONITOR_FOR = {("validation", "cost"): "evaluation-cost", ("training", "cost"): "training-cost",
                ("training", "accuracy"): "training-accuracy", ("training", "correct"): "training-accuracy"}
-#: The most settings one stage may try: checked before anything is built, so a typo cannot take the machine.
-MAX_POINTS = 10_000
+#: The most trials (settings × seeds, every stage together) one sweep may run: counted before anything is built,
+#: so a typo cannot take the machine.
+MAX_TRIALS = 10_000
+#: The largest sweep file: a grid of thousands of values is a few hundred kB.
+MAX_SPEC_BYTES = 2**20
+#: How deep a sweep's values may nest (stages, a stage, random, space, a setting, choice, a value, its list: 8).
+MAX_DEPTH = 12
+#: The largest whole number in a sweep: far beyond any setting (a seed is below 2³²), and exact as a float.
+MAX_WHOLE = 2**53
+#: A sweep's and a stage's name: it names a folder and files, so no separator, no '..', nothing hidden.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 SWEEP_KEYS = ("name", "note", "base", "grid", "random", "stages", "seeds", "measure", "top")
 STAGE_KEYS = ("name", "base", "grid", "random", "choose")
 
 
 # -- the sweep as data -----------------------------------------------------------------------
+
+def check_plain(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse what no sweep file holds: nesting deeper than MAX_DEPTH, keys that are not short names, values JSON
+    cannot hold (a TOML date), whole numbers beyond ±MAX_WHOLE. Later checks can then trust the types they test."""
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"{where}: nested more than {MAX_DEPTH} deep; a sweep needs far less")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.isprintable() or len(key) > 64:
+                raise ConfigError(f"{where}: key {str(key)[:64]!r} is not a setting or a sweep's key")
+            check_plain(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_plain(item, f"{where}[{i}]", depth + 1)
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_WHOLE:
+        raise ConfigError(f"{where}: a whole number of {value.bit_length()} bits; no setting is beyond ±2^53")
+    elif not isinstance(value, (str, int, float, type(None))):
+        raise ConfigError(f"{where}: a {type(value).__name__} is not a JSON value; give a number, text, true or "
+                          f"false, a list or a table")
+
 
 @dataclass(frozen=True)
 class RandomSearch:
@@ -90,7 +126,8 @@ class RandomSearch:
 
 
 def check_distribution(where: str, law: Any) -> None:
-    """Refuse anything but {"choice": [values]} or {"uniform" | "log_uniform" | "int_...": [low, high]}."""
+    """Refuse anything but {"choice": [values]} or {"uniform" | "log_uniform" | "int_...": [low, high]}, with
+    low < high, both within ±MAX_WHOLE (so every draw is finite), whole for int_..., low > 0 on a log scale."""
     if not isinstance(law, dict) or len(law) != 1 or next(iter(law)) not in DISTRIBUTIONS:
         raise ConfigError(f"{where}: give one of {', '.join(DISTRIBUTIONS)}, e.g. {{\"log_uniform\": [0.01, 10]}}")
     kind, arguments = next(iter(law.items()))
@@ -98,10 +135,12 @@ def check_distribution(where: str, law: Any) -> None:
         raise ConfigError(f"{where}.{kind}: give a non-empty list")
     if kind == "choice":
         return
-    numbers = len(arguments) == 2 and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in arguments)
-    if not numbers or arguments[0] > arguments[1] or ("log" in kind and arguments[0] <= 0):
-        raise ConfigError(f"{where}.{kind} {arguments}: give [low, high] with low ≤ high"
-                          + (" and low > 0" if "log" in kind else ""))
+    number = int if kind.startswith("int") else (int, float)
+    bounds = len(arguments) == 2 and all(isinstance(a, number) and not isinstance(a, bool) and abs(a) <= MAX_WHOLE
+                                         for a in arguments)  # abs(nan) <= MAX_WHOLE is False: NaN is refused too
+    if not bounds or arguments[0] >= arguments[1] or ("log" in kind and arguments[0] <= 0):
+        raise ConfigError(f"{where}.{kind} {arguments}: give [low, high], {'whole' if number is int else 'finite'} "
+                          f"numbers within ±{MAX_WHOLE:.0e} with {'0 < ' if 'log' in kind else ''}low < high")
 
 
 def draw(rng: np.random.Generator, law: dict[str, Any]) -> Any:
@@ -117,6 +156,13 @@ def draw(rng: np.random.Generator, law: dict[str, Any]) -> Any:
     else:
         value = rng.uniform(low, high)
     return int(round(value)) if kind.startswith("int") else float(f"{value:.4g}")
+
+
+def check_name(name: Any, where: str) -> None:
+    """Refuse a name that could not be a folder of its own (a separator, '..', a leading dot or dash)."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ConfigError(f"{where}.name {name!r}: give a plain name: up to 64 letters, digits, - and _, "
+                          f"starting with a letter or digit")
 
 
 @dataclass(frozen=True)
@@ -138,8 +184,7 @@ class Stage:
         if unknown:
             raise ConfigError(f"{where}: unknown key {unknown[0]!r}; keys: {', '.join(STAGE_KEYS)}")
         name, base, grid = values.get("name", "sweep"), values.get("base", {}), values.get("grid", {})
-        if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"{where}.name {name!r}: give a name of letters, digits, - and _")
+        check_name(name, where)
         if not isinstance(base, dict):
             raise ConfigError(f"{where}.base: give flat run settings, e.g. {{\"eta\": 0.5}}")
         if not isinstance(grid, dict):
@@ -161,14 +206,16 @@ class Stage:
             raise ConfigError(f"{where}.choose {stage.choose!r}: choose from {', '.join(RULES)}")
         if stage.choose == "eta-threshold" and (list(grid) != ["eta"] or random):
             raise ConfigError(f"{where}: the eta-threshold rule needs a grid of eta alone")
-        size = math.prod(len(v) for v in grid.values()) * (random.trials if random else 1)
-        if size > MAX_POINTS:
-            raise ConfigError(f"{where}: {size} combinations; a stage tries at most {MAX_POINTS} (split the search)")
         return stage
 
     @property
     def searched(self) -> tuple[str, ...]:
         return tuple(self.grid) + tuple(sorted(self.random.space) if self.random else ())
+
+    @property
+    def size(self) -> int:
+        """How many settings this stage tries, counted without building them."""
+        return math.prod(len(v) for v in self.grid.values()) * (self.random.trials if self.random else 1)
 
     def points(self) -> list[dict[str, Any]]:
         """Every combination of settings this stage tries: each grid point with each random draw."""
@@ -209,6 +256,7 @@ class Sweep:
     @classmethod
     def from_dict(cls, values: Any, where: str = "sweep") -> "Sweep":
         """Build and check a sweep; every trial's specification is validated here, before anything runs."""
+        check_plain(values, where)
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: expected an object with keys {', '.join(SWEEP_KEYS)}")
         unknown = sorted(set(values) - set(SWEEP_KEYS))
@@ -226,12 +274,15 @@ class Sweep:
         names = [stage.name for stage in stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"{where}.stages: give each stage its own name")
-        seeds = values.get("seeds", [1])
-        seeds = list(range(1, seeds + 1)) if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
-        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-            raise ConfigError(f"{where}.seeds {values.get('seeds')!r}: give a list of seeds (whole numbers from 0) "
-                              f"or how many (1…N)")
-        measure = Measure.parse(values.get("measure", "validation accuracy"))
+        seeds = checked_seeds(values.get("seeds", [1]), sum(stage.size for stage in stages), where)
+        name, note = values.get("name", "sweep"), values.get("note", "")
+        measure = values.get("measure", "validation accuracy")
+        check_name(name, where)
+        if not isinstance(note, str):
+            raise ConfigError(f"{where}.note: give a sentence of text")
+        if not isinstance(measure, str):
+            raise ConfigError(f"{where}.measure {measure!r}: give a dataset and a measure, e.g. 'validation accuracy'")
+        measure = Measure.parse(measure)
         if measure.dataset not in ("validation", "training"):
             raise ConfigError(f"{where}.measure {str(measure)!r}: a sweep ranks on validation or training data, "
                               f"never on the test set (it is measured once, on the chosen run)")
@@ -242,10 +293,12 @@ class Sweep:
                 != "validation":
             raise ConfigError(f"{where}.base.evaluate_on: a sweep scores every trial on the validation data; "
                               f"leave evaluate_on out")
-        if not isinstance(top, int) or top < 1:
-            raise ConfigError(f"{where}.top {top!r}: give how many of the best trials to draw, at least 1")
-        sweep = cls(str(values.get("name", "sweep")), base, stages, tuple(seeds), measure, top,
-                    str(values.get("note", "")))
+        monitor = base.get("monitor", [])
+        if not isinstance(monitor, list) or not all(isinstance(m, str) for m in monitor):
+            raise ConfigError(f"{where}.base.monitor {monitor!r}: give a list, e.g. [\"training-cost\"]")
+        if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= MAX_SERIES:
+            raise ConfigError(f"{where}.top {top!r}: give how many of the best trials to draw, 1 to {MAX_SERIES}")
+        sweep = cls(name, base, stages, seeds, measure, top, note)
         sweep.check_trials()
         return sweep
 
@@ -287,21 +340,31 @@ class Sweep:
             kept.update(stage.points()[0])
 
 
+def checked_seeds(seeds: Any, settings: int, where: str) -> tuple[int, ...]:
+    """The seeds (a list, or how many: N for 1…N), refused before they are listed if ``settings`` × seeds (the
+    sweep's trials) exceed MAX_TRIALS."""
+    whole = isinstance(seeds, int) and not isinstance(seeds, bool)
+    if not (whole and seeds >= 1 or isinstance(seeds, list) and seeds and all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise ConfigError(f"{where}.seeds {seeds!r}: give a list of seeds (whole numbers from 0) or how many (1…N)")
+    count = seeds if whole else len(seeds)
+    if settings * count > MAX_TRIALS:
+        raise ConfigError(f"{where}: {settings * count:,} trials ({settings:,} settings × {count:,} seeds); a sweep "
+                          f"runs at most {MAX_TRIALS:,}: search fewer values or seeds, or split it into sweeps")
+    seeds = list(range(1, count + 1)) if whole else seeds
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where}.seeds: give each seed once")
+    return tuple(seeds)
+
+
 def read_sweep_file(path: str | Path) -> Any:
-    """The contents of a sweep file: TOML when it ends in .toml, else JSON."""
+    """The contents of a sweep file (TOML when it ends in .toml, else JSON): a regular file of at most
+    MAX_SPEC_BYTES, so a FIFO, a device or a huge file is refused before it is read."""
     path = Path(path)
-    if path.suffix != ".toml":
-        return read_json(path, "a JSON sweep", ConfigError)
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        raise ConfigError(f"{path}: TOML sweeps need Python 3.11 or later; write the sweep as JSON") from None
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not a TOML sweep ({exc})") from None
+    data = read_capped(path, "a sweep", MAX_SPEC_BYTES, ConfigError)
+    if path.suffix == ".toml":
+        return parse_toml(data, str(path), "a TOML sweep", ConfigError)
+    return parse_json(data, str(path), "a JSON sweep", ConfigError)
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -739,9 +802,10 @@ def book_strategy(hidden: int) -> dict[str, Any]:
                  "every epoch (in every seed, and for every smaller η), and the sweep goes on with half of it, as "
                  "the book suggests. Stage lambda: that η, 10 epochs on all 50,000 images, λ a factor of 10 apart "
                  "around the book's 1.0 (and the book's 5.0). Stage mini-batch: η and λ kept, 10 epochs. The runs "
-                 "are shorter than the book's 30 epochs so the whole sweep fits about 15 minutes on two cores; the "
-                 "book's later refinements (re-tuning η after λ, early stopping to choose the epochs, η "
-                 "schedules) are left out."),
+                 "are shorter than the book's 30 epochs so the whole sweep takes minutes on two cores, not hours "
+                 "(3.1 on [784, 30, 10], 7.5 on [784, 100, 10], on a shared 2-core machine); the book's later "
+                 "refinements (re-tuning η after λ, early stopping to choose the epochs, η schedules) are left "
+                 "out."),
         "base": {"cost": "cross-entropy", "hidden": [hidden], "init": "normalized", "epochs": 10},
         "seeds": [1, 2],
         "stages": [
