@@ -3,12 +3,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Offline machines: point NNDL_DATA at a folder with the four MNIST files. Beside a
-# checkout that has ../shared/datasets/mnist, that folder is used.
-NNDL_DATA ?= $(abspath $(wildcard ../shared/datasets/mnist))
-ifneq ($(NNDL_DATA),)
-export NNDL_DATA
-endif
+# Offline machines: point NNDL_DATA at a folder with the four MNIST files (make demo
+# NNDL_DATA=DIR). nndl itself finds ../shared/datasets/mnist beside this checkout.
 
 .PHONY: setup demo test bench clean
 

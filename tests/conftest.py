@@ -43,8 +43,9 @@ def mnist(mnist_dir):
 
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch, tmp_path_factory):
-    """No test reads the user's NNDL_DATA or cache, or reaches a real mirror, unless it sets them."""
+    """No test reads the user's NNDL_DATA, cache or checkout data, or reaches a real mirror, unless it sets them."""
     monkeypatch.delenv("NNDL_DATA", raising=False)
+    monkeypatch.setattr("nndl.data.mnist.checkout_data_dir", lambda: None)
     monkeypatch.setenv("NNDL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("NNDL_MNIST_MIRRORS", "http://127.0.0.1:9/")  # the discard port: refused at once
 

@@ -18,14 +18,16 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_train_prints_epochs_like_the_book_and_json_last(capsys, mnist_dir):
+def test_train_prints_epochs_like_the_book_and_json_alone_on_stdout(capsys, mnist_dir):
     code, out, err = run(capsys, "train", "--data", str(mnist_dir), "--train-size", "3000", "--epochs", "2",
                          "--seed", "1", "--json")
     assert code == 0
-    lines = out.strip().splitlines()
+    lines = err.strip().splitlines()  # with --json, the lines for people go to stderr
+    assert lines[0].startswith("Training [784, 30, 10]")
     assert lines[1].startswith("Epoch 0: ") and " / 10000 (test, " in lines[1]
     assert lines[2].startswith("Epoch 1: ")
-    summary = json.loads(lines[-1])
+    assert out.count("\n") == 1
+    summary = json.loads(out)
     assert [r["epoch"] for r in summary["history"]] == [0, 1]
     assert all(0 < r["metrics"]["test"]["accuracy"] <= 1 and r["seconds"] > 0 for r in summary["history"])
     assert summary["spec"]["training"] == {"epochs": 2, "mini_batch_size": 10, "eta": 3.0, "lmbda": 0.0,
@@ -34,6 +36,19 @@ def test_train_prints_epochs_like_the_book_and_json_last(capsys, mnist_dir):
     assert summary["data"]["train_size"] == 3000
     assert summary["best"]["accuracy"] == max(r["metrics"]["test"]["accuracy"] for r in summary["history"])
     assert summary["final"]["accuracy"] == summary["history"][-1]["metrics"]["test"]["accuracy"]
+
+
+def test_the_readmes_json_recipe_then_plot(tmp_path):
+    """`nndl train … --json > deep1.json` then `nndl plot deep1.json`, as the README writes it, in a shell."""
+    data = write_fake_mnist(tmp_path / "data", n_train=10_500, n_test=50, side=6)
+    nndl = Path(sys.executable).with_name("nndl")
+    trained = subprocess.run(f"{nndl} train --data {data} --hidden 9 --epochs 3 --train-size 400 --checkpoint ck1/ "
+                             "--save deep1.npz --seed 1 --json > deep1.json", shell=True, cwd=tmp_path,
+                             capture_output=True, text=True)
+    plotted = subprocess.run([nndl, "plot", "deep1.json"], cwd=tmp_path, capture_output=True, text=True)
+    assert trained.returncode == 0 and plotted.returncode == 0, plotted.stderr
+    assert (tmp_path / "deep1-accuracy.png").stat().st_size > 0
+    assert "Epoch 2: " in trained.stderr  # the lines for people are not lost
 
 
 def test_same_seed_same_result(capsys, mnist_dir):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import write_fake_mnist
+from nndl.app.reporting import Announce
 from nndl.callbacks import Callback
 from nndl.errors import ConfigError, NndlError
 from nndl.files.models import load_model
@@ -169,6 +170,46 @@ def test_sigkill_at_twenty_random_moments_then_resume(small_mnist, tmp_path):
     for got, want in zip(resumed.parameters(), whole.parameters()):
         np.testing.assert_array_equal(got, want)
     assert without_seconds(resumed.metadata["history"]) == without_seconds(whole.metadata["history"])
+
+
+def test_sigkill_then_resume_writes_the_save_the_run_was_started_with(small_mnist, tmp_path):
+    """`--checkpoint ck --save r.npz --json`, kill -9, `--resume ck` (from another folder): r.npz is written with
+    the weights of a run never stopped and the JSON is alone on stdout; a --save given on resume wins."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    command = [sys.executable, "-m", "nndl", "train", "--data", str(small_mnist), "--hidden", "16", "--epochs", "200",
+               "--train-size", "2000", "--seed", "3", "--momentum", "0.5"]
+    subprocess.run([*command, "--save", "whole.npz", "--quiet"], env=env, cwd=tmp_path, check=True)
+    process = subprocess.Popen([*command, "--checkpoint", "ck", "--save", "r.npz", "--json"], env=env, cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not checkpoint_files(tmp_path / "ck") and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL and not (tmp_path / "r.npz").exists()
+    epoch = read_checkpoint(checkpoint_files(tmp_path / "ck")[-1]).position.epoch
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    resumed = subprocess.run([sys.executable, "-m", "nndl", "train", "--resume", "../ck"], env=env, cwd=elsewhere,
+                             capture_output=True, text=True, check=True)
+    assert f", resuming at epoch {epoch}\n" in resumed.stderr and epoch > 0
+    whole, model = load_model(tmp_path / "whole.npz"), load_model(tmp_path / "r.npz")  # where it was started
+    for got, want in zip(model.parameters(), whole.parameters()):
+        np.testing.assert_array_equal(got, want)
+    summary = json.loads(resumed.stdout)  # --json restored, and alone on stdout
+    assert without_seconds(summary["history"]) == without_seconds(whole.metadata["history"])
+    first_save = (tmp_path / "r.npz").stat().st_mtime_ns
+    subprocess.run([sys.executable, "-m", "nndl", "train", "--resume", "../ck", "--save", "other.npz"], env=env,
+                   cwd=elsewhere, capture_output=True, check=True)
+    assert (tmp_path / "r.npz").stat().st_mtime_ns == first_save  # the --save given on resume replaces it
+    np.testing.assert_array_equal(load_model(elsewhere / "other.npz").weights[0], whole.weights[0])
+
+
+def test_the_banner_says_the_epoch_and_mini_batch_a_run_resumes_at(small_mnist, tmp_path):
+    spec = RunSpec().replace(source=str(small_mnist), hidden=[8], epochs=3, seed=1)
+    run_spec(spec, checkpoint=tmp_path / "ck", callbacks=[StopAt(1, 37)])
+    banner = io.StringIO()
+    run_spec(spec, checkpoint=tmp_path / "ck", resume=True, callbacks=[Announce(banner)])
+    assert banner.getvalue().endswith(", resuming at epoch 1 after mini-batch 38 of 200\n")
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(small_mnist, tmp_path):

@@ -2,13 +2,13 @@
 
 The main objects, as the book names them::
 
-    from nndl import Network, TrainingConfig, load_mnist, train
+    from nndl import EpochPrinter, Network, TrainingConfig, load_mnist, train
     from nndl.metrics import Monitor
 
-    mnist = load_mnist()                       # --data DIR / NNDL_DATA / cache / download
+    mnist = load_mnist()                       # --data DIR / NNDL_DATA / beside the checkout / cache / download
     net = Network([784, 30, 10], seed=1)       # chapter 1: sigmoid neurons, quadratic cost
     run = train(net, mnist.training, TrainingConfig(epochs=30, mini_batch_size=10, eta=3.0, seed=1),
-                evaluation=[Monitor(mnist.test)])
+                evaluation=[Monitor(mnist.test)], callbacks=[EpochPrinter()])   # 'Epoch 0: 9129 / 10000'
 
 or, as one serialisable run specification (what ``nndl train`` does)::
 
@@ -18,7 +18,7 @@ or, as one serialisable run specification (what ``nndl train`` does)::
 
 __version__ = "0.2.0"
 
-from .callbacks import Callback  # noqa: E402
+from .callbacks import Callback, EpochPrinter  # noqa: E402
 from .data.mnist import MNIST, Dataset, load_mnist  # noqa: E402
 from .errors import ConfigError, DataError, ModelFileError, NndlError  # noqa: E402
 from .files.models import load_model, save_model  # noqa: E402
@@ -32,6 +32,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Dataset",
+    "EpochPrinter",
     "History",
     "MNIST",
     "Measure",

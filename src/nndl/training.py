@@ -22,6 +22,7 @@ from typing import Any, Iterator, Protocol, Sequence
 import numpy as np
 
 from .callbacks import Callback
+from .data.pairs import as_dataset
 from .errors import ConfigError
 from .metrics import History, Monitor, evaluate
 from .network import Network
@@ -200,12 +201,15 @@ def train(
     """
     if config.seed is None:
         raise ConfigError("training needs a seed (the runner draws and records one when none is given)")
+    training_data = as_dataset(training_data, "training")  # the book's list of (x, y) pairs too
     check_monitors(network, training_data, evaluation)
     labels, n, m = training_data.labels, len(training_data), config.mini_batch_size
     gradient = network.backprop if config.backprop == "matrix" else network.backprop_per_example
     optimizer = SGD(network, config.eta, n, config.momentum, config.regularization)
-    run = TrainingRun(network, config, optimizer, n_batches=-(-n // m), seed=config.seed)
     resume = resume or Position()
+    # callbacks see where a resumed run takes up again from on_train_begin on
+    run = TrainingRun(network, config, optimizer, n_batches=-(-n // m), seed=config.seed, epoch=resume.epoch,
+                      batch=resume.batch)
     run.history.epochs = list(resume.history)
     run.eta = config.eta if resume.eta is None else resume.eta
     if resume.velocities is not None:

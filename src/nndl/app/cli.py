@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TextIO
 
 from .. import __version__
 from ..data.distortions import Distortion, expand_dataset, parse_distortion, preview_grid
 from ..data.mnist import load_mnist
-from ..callbacks import Callback
+from ..callbacks import Callback, EpochPrinter
 from ..errors import ConfigError, NndlError
 from ..files.atomic import atomic_output, check_output_file, check_output_folder, read_json
 from ..files.models import check_model_target, load_model, save_model
@@ -35,7 +36,7 @@ from ..runs.spec import FIELD_SECTION, SECTIONS, RunSpec
 from ..settings import check_value
 from ..training import check_data_fits
 from . import inspect, predict, sweep_cmd, web
-from .reporting import Announce, EpochPrinter, ProgressBar, StopOnSignal, plural, strict_json
+from .reporting import Announce, ProgressBar, StopOnSignal, plural, strict_json
 from .options import add_data_option, whole_number
 
 
@@ -46,7 +47,24 @@ def one_line(text: str) -> str:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming the problem and where to look."""
+    """argparse, but a usage error is one line naming the problem and where to look, and a mistyped option
+    is refused by the subcommand it was meant for, with the closest option it has (--etta: did you mean --eta?)."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:  # nndl never passes arguments on, so they are mistakes, named here where the options are known
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self.closest_option(extras)}")
+        return namespace, extras
+
+    def closest_option(self, extras: list[str]) -> str:
+        """'; did you mean --eta?' for the first unknown option that resembles one of this parser's, else ''."""
+        for word in extras:
+            if word.startswith("-"):
+                close = difflib.get_close_matches(word.split("=")[0].lower(), self._option_string_actions, n=1)
+                if close:
+                    return f"; did you mean {close[0]}?"
+        return ""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
@@ -161,16 +179,18 @@ def build_parser() -> Parser:
                    help="print the run specification these options describe, as JSON, and exit")
     t.add_argument("--checkpoint", metavar="DIR", help="save the run to DIR after every epoch and when interrupted "
                    "(the newest two checkpoints are kept)")
-    t.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (its settings, unless "
-                   "options change them, which is refused) and keep checkpointing there")
+    t.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR with its settings (options "
+                   "that change them are refused) and its --save and --json, and keep checkpointing there")
     t.add_argument("--blas-threads", type=whole_number(0, 64), metavar="N",
                    help="BLAS threads during training; 0 leaves BLAS's own choice (default: every core for large "
                    "layers, (largest layer's weights) × m ≥ 3 million, without distortion workers; else 1)")
     t.add_argument("--save", metavar="FILE",
-                   help="save the trained model to FILE (.npz; .json writes the book's network2.py format)")
+                   help="save the trained model to FILE (.npz; .json writes the book's network2.py format); with "
+                   "--resume, FILE replaces the --save the run was started with")
     t.add_argument("--json", action="store_true",
                    help="print the specification, per-epoch history and best/final accuracy as one JSON line at "
-                   "the end")
+                   "the end, alone on stdout (the lines for people go to stderr), e.g. --json > run.json; "
+                   "nndl plot run.json")
     t.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors (and --json output)")
     t.set_defaults(run=run_train)
 
@@ -273,10 +293,15 @@ def build_parser() -> Parser:
     return parser
 
 
+def for_people(args: argparse.Namespace) -> TextIO:
+    """Where the lines for a person go: stdout, or stderr when --json keeps stdout for the JSON alone."""
+    return sys.stderr if getattr(args, "json", False) else sys.stdout
+
+
 def say(args: argparse.Namespace, message: str) -> None:
-    """Print ``message`` unless --quiet."""
+    """Print ``message`` for a person, unless --quiet."""
     if not getattr(args, "quiet", False):
-        print(message, flush=True)
+        print(message, file=for_people(args), flush=True)
 
 
 def write_model(network: Network, path: str) -> str:
@@ -291,7 +316,9 @@ def run_train(args: argparse.Namespace) -> int:
 
         if args.checkpoint and Path(args.checkpoint) != Path(args.resume):
             raise ConfigError("--resume DIR keeps checkpointing in DIR; leave out --checkpoint")
-        base = latest_checkpoint(Path(args.resume)).spec
+        saved = latest_checkpoint(Path(args.resume))
+        base = saved.spec
+        restore_outputs(args, saved.outputs)
     spec = spec_from_args(args, base)
     if args.print_spec:
         print(spec.to_json(), end="")
@@ -303,9 +330,10 @@ def run_train(args: argparse.Namespace) -> int:
     threads = AUTO if args.blas_threads is None else args.blas_threads or None
     if threads is not None and not blas_available():
         say(args, "(install threadpoolctl to limit BLAS threads: pip install 'nndl[cli]')")
-    callbacks = [StopOnSignal(), *([] if args.quiet else [Announce()]), *display_callbacks(args.quiet)]
+    callbacks = [StopOnSignal(), *display_callbacks(args)]
+    outputs = {"save": None if args.save is None else os.path.abspath(args.save), "json": args.json}
     result = run_spec(spec, callbacks=callbacks, checkpoint=args.resume or args.checkpoint,
-                      resume=bool(args.resume), blas_thread_limit=threads)
+                      resume=bool(args.resume), blas_thread_limit=threads, outputs=outputs)
     report_training(args, result)
     if args.json:
         print(strict_json(result.summary), flush=True)
@@ -314,14 +342,22 @@ def run_train(args: argparse.Namespace) -> int:
     return 130 if result.run.interrupted else 0
 
 
-def display_callbacks(quiet: bool) -> list[Callback]:
-    """A progress bar (on a terminal) and the book's epoch lines, unless quiet."""
-    if quiet:
+def restore_outputs(args: argparse.Namespace, outputs: dict[str, Any]) -> None:
+    """Give a resumed run the --save and --json it was started with; a --save given now wins."""
+    if args.save is None and isinstance(outputs.get("save"), str):
+        args.save = outputs["save"]
+    args.json = args.json or outputs.get("json") is True
+
+
+def display_callbacks(args: argparse.Namespace) -> list[Callback]:
+    """The opening line, a progress bar (on a terminal) and the book's epoch lines, unless --quiet."""
+    if args.quiet:
         return []
-    callbacks: list[Callback] = []
+    stream = for_people(args)
+    callbacks: list[Callback] = [Announce(stream)]
     if sys.stderr.isatty() and progress_bar_available():
         callbacks.append(ProgressBar())  # before the printer, so it clears its line first
-    callbacks.append(EpochPrinter())
+    callbacks.append(EpochPrinter(stream))
     return callbacks
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,8 @@ def run_predict(args: argparse.Namespace) -> int:
     for image, p, prediction in zip(args.images, prepared, predictions):
         print(describe_prediction(image, prediction, p))
     if written:
-        print(f"Wrote the 28×28 inputs the network saw to {args.show_input}/ (ink white, as in MNIST)")
+        folder = os.path.join(args.show_input, "")  # one slash after it, however it was typed
+        print(f"Wrote the 28×28 inputs the network saw to {folder} (ink white, as in MNIST)")
     return 0
 
 

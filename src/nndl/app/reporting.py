@@ -1,5 +1,5 @@
-"""Callbacks that show training to a person (the book's epoch lines, a progress bar, the opening line),
-stop it cleanly on Ctrl-C or SIGTERM, and strict JSON for machines."""
+"""Callbacks that show ``nndl train`` to a person (the opening line, a progress bar; the book's epoch lines are
+:class:`nndl.EpochPrinter`), stop it cleanly on Ctrl-C or SIGTERM, and strict JSON for machines."""
 
 from __future__ import annotations
 
@@ -11,33 +11,6 @@ from typing import Any, TextIO
 
 from ..callbacks import Callback
 from ..training import TrainingRun
-
-
-def format_epoch(record: dict[str, Any], show_eta: bool = False) -> str:
-    """'Epoch 0: 9129 / 10000 (test, 91.29%)  0.30 s', like the book, plus any cost and the time."""
-    parts = [f"Epoch {record['epoch']}:"]
-    for name, metrics in record["metrics"].items():
-        if "correct" in metrics:
-            parts.append(f"{metrics['correct']} / {metrics['total']} ({name}, {100 * metrics['accuracy']:.2f}%)")
-        if "cost" in metrics:
-            parts.append(f"{name} cost {metrics['cost']:.4f}")
-    if not record["metrics"]:
-        parts.append("complete")
-    if show_eta:
-        parts.append(f"η {record['eta']:g}")
-    parts.append(f" {record['seconds']:.2f} s")
-    return " ".join(parts)
-
-
-class EpochPrinter(Callback):
-    """Print one line per epoch (with η once a schedule has changed it)."""
-
-    def __init__(self, stream: TextIO | None = None):
-        self.stream = stream
-
-    def on_epoch_end(self, run: TrainingRun, record: dict[str, Any]) -> None:
-        changed = record["eta"] != run.config.eta
-        print(format_epoch(record, show_eta=changed), file=self.stream or sys.stdout, flush=True)
 
 
 class ProgressBar(Callback):
@@ -70,17 +43,28 @@ def plural(count: int, noun: str) -> str:
 
 
 class Announce(Callback):
-    """Print what is about to be trained, from the network and settings the run really uses."""
+    """Print what is about to be trained, from the network and settings the run really uses, and where a
+    resumed run takes up again."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream
 
     def on_train_begin(self, run: TrainingRun) -> None:
         d, config = run.network.describe(), run.config
         settings = [f"η={config.eta}", f"m={config.mini_batch_size}"]
         settings += [f"{name}={value}" for name, value in (("λ", config.lmbda), ("λ1", config.l1),
                                                            ("μ", config.momentum), ("dropout", d["dropout"])) if value]
-        start = f", resuming at epoch {run.epoch}" if run.history.epochs or run.epoch else ""
         print(f"Training {d['sizes']} ({d['activation']} neurons, {d['output_activation']} outputs, {d['cost']} cost, "
               f"{d['init']} init, {d['dtype']}) on {run.optimizer.n} images: {', '.join(settings)}, "
-              f"{plural(config.epochs, 'epoch')}, seed {run.seed}{start}", flush=True)
+              f"{plural(config.epochs, 'epoch')}, seed {run.seed}{resuming_at(run)}", file=self.stream or sys.stdout,
+              flush=True)
+
+
+def resuming_at(run: TrainingRun) -> str:
+    """', resuming at epoch 3 after mini-batch 120 of 5000' for a resumed run (it counts epochs from 0), else ''."""
+    if run.batch:
+        return f", resuming at epoch {run.epoch} after mini-batch {run.batch} of {run.n_batches}"
+    return f", resuming at epoch {run.epoch}" if run.epoch else ""
 
 
 class StopOnSignal(Callback):

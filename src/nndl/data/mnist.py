@@ -6,8 +6,10 @@ are training data, the last 10,000 are validation data, and the 10,000 t10k
 images are test data.
 
 Where the files come from, in this order: the ``data_dir`` argument (``--data``);
-the ``NNDL_DATA`` environment variable; the per-user cache folder; otherwise a
-download from public mirrors into that cache (see :mod:`nndl.download`).
+the ``NNDL_DATA`` environment variable; ``../shared/datasets/mnist`` beside the
+source checkout nndl runs from, when it holds the four files (what ``make demo``
+uses); the per-user cache folder; otherwise a download from public mirrors into
+that cache (see :mod:`nndl.download`).
 """
 
 from __future__ import annotations
@@ -116,8 +118,17 @@ def missing_files(folder: Path) -> list[str]:
     return [name for name in MNIST_FILES.values() if find_file(folder, name) is None]
 
 
+CHECKOUT = Path(__file__).resolve().parents[3]  # from src/nndl/data/mnist.py; an installed nndl's has no pyproject.toml
+
+
+def checkout_data_dir(checkout: Path = CHECKOUT) -> Path | None:
+    """``../shared/datasets/mnist`` beside the source checkout nndl runs from, if it holds the four files."""
+    folder = checkout.parent / "shared" / "datasets" / "mnist"
+    return folder if (checkout / "pyproject.toml").is_file() and not missing_files(folder) else None
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
-    """Find the folder to load from: ``data_dir``, then NNDL_DATA, then the cache (downloading)."""
+    """Find the folder to load from: ``data_dir``, NNDL_DATA, beside the checkout, then the cache (downloading)."""
     for given, origin in ((data_dir, "--data"), (os.environ.get("NNDL_DATA") or None, "NNDL_DATA")):
         if given is None:
             continue
@@ -125,6 +136,9 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None, download: bool =
         if not folder.is_dir():
             raise DataError(f"{origin} {folder}: no such folder; {DATA_HINT}")
         return folder
+    beside = checkout_data_dir()
+    if beside is not None:
+        return beside
     folder = cache_dir() / "mnist"
     if not missing_files(folder):
         return folder

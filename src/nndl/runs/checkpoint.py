@@ -5,8 +5,10 @@ next mini-batch B), the newest two kept. Each is one .npz written atomically:
 the weights and biases, momentum velocities and every callback's arrays, plus a
 ``state`` member of UTF-8 JSON with the run specification, the nndl version, a
 fingerprint of the data, the position (epoch, mini-batch, η, the dropout
-stream), the history, the callbacks' other state and the shape of every
-array member. Nothing is pickled, and a reader checks each member's .npy header
+stream), the history, the callbacks' other state, the shape of every
+array member, and the outputs the run was started with (``nndl train``'s
+``--save`` and ``--json``, which a resume restores; they are not part of the
+run's identity). Nothing is pickled, and a reader checks each member's .npy header
 against those shapes (and their total against a cap) before reading its data.
 
 Because every random stream is keyed by (seed, purpose, epoch), weights,
@@ -22,7 +24,7 @@ import math
 import re
 import sys
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -95,6 +97,7 @@ class Checkpoint:
     parameters: list[np.ndarray]
     callback_states: list[dict[str, Any]]
     finished: bool
+    outputs: dict[str, str | bool | None] = field(default_factory=dict)  # what the caller makes of the result
 
     def restore(self, network: Network, callbacks: Sequence[Callback]) -> Position:
         """Put the saved weights into ``network`` and the saved states into ``callbacks``; return the position."""
@@ -117,9 +120,10 @@ class Checkpointer(Callback):
     decisions are in the checkpoint); ``stateful`` are those callbacks.
     """
 
-    def __init__(self, folder: str | Path, spec: RunSpec, data_fingerprint: str, stateful: Sequence[Callback]):
+    def __init__(self, folder: str | Path, spec: RunSpec, data_fingerprint: str, stateful: Sequence[Callback],
+                 outputs: dict[str, str | bool | None] | None = None):
         self.folder, self.spec, self.data_fingerprint = Path(folder), spec, data_fingerprint
-        self.stateful = list(stateful)
+        self.stateful, self.outputs = list(stateful), dict(outputs or {})
         self.saved: Path | None = None
 
     def on_epoch_end(self, run: TrainingRun, record: dict[str, Any]) -> None:
@@ -137,7 +141,8 @@ class Checkpointer(Callback):
         if position.velocities is not None:
             arrays.update({f"velocity.{i}": v for i, v in enumerate(position.velocities)})
         state = {"format": FORMAT, "format_version": FORMAT_VERSION, "nndl_version": __version__,
-                 "spec": self.spec.to_dict(), "data_fingerprint": self.data_fingerprint, "finished": finished,
+                 "spec": self.spec.to_dict(), "outputs": self.outputs, "data_fingerprint": self.data_fingerprint,
+                 "finished": finished,
                  "position": {"epoch": position.epoch, "batch": position.batch, "eta": position.eta,
                               "dropout_state": position.dropout_state, "epoch_seconds": position.epoch_seconds,
                               "n_parameters": len(params),
@@ -193,10 +198,13 @@ def read_checkpoint(path: Path) -> Checkpoint:
                             checked_history(path, state["history"], int(pos["epoch"])), pos["dropout_state"],
                             float(pos["epoch_seconds"]))
         callbacks = unpack_state(state["callbacks"], arrays)
+        outputs = state.get("outputs", {})  # none before outputs were recorded
+        if not isinstance(outputs, dict) or not all(isinstance(v, (str, bool, type(None))) for v in outputs.values()):
+            raise ValueError(f"outputs {outputs!r:.60}")
     except (ConfigError, KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint ({exc})") from None
     return Checkpoint(path, spec, str(state["data_fingerprint"]), position, parameters, callbacks,
-                      bool(state["finished"]))
+                      bool(state["finished"]), outputs)
 
 
 def is_number(value: Any) -> bool:

@@ -160,13 +160,15 @@ def training_source(spec: RunSpec, training: Dataset, seed: int) -> Iterator[Any
 
 def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCache | None = None,
              checkpoint: str | Path | None = None, resume: bool = False,
-             blas_thread_limit: int | None = AUTO) -> RunResult:
+             blas_thread_limit: int | None = AUTO, outputs: dict[str, str | bool | None] | None = None) -> RunResult:
     """Train the run ``spec`` describes; return the network and a JSON-ready summary.
 
     A spec without a seed gets a fresh one, recorded in the summary. With
     ``checkpoint`` the run is saved there after every epoch and when
     interrupted; ``resume`` continues from its newest checkpoint (refusing a
-    different specification or different data). Watching and stopping the run
+    different specification or different data). ``outputs`` (what the caller
+    will write, e.g. ``nndl train``'s --save) go into every checkpoint, for a
+    resume to restore. Watching and stopping the run
     (printing, Ctrl-C, the web page's controls) are ``callbacks``.
     ``blas_thread_limit`` caps BLAS's threads (None: BLAS's own choice; AUTO:
     by the size of the products, :func:`nndl.runs.blas.default_threads`).
@@ -189,7 +191,7 @@ def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCa
     checkpointer = None
     if checkpoint is not None:
         fingerprint = data_fingerprint(mnist)
-        checkpointer = Checkpointer(checkpoint, spec, fingerprint, stateful=rules)
+        checkpointer = Checkpointer(checkpoint, spec, fingerprint, stateful=rules, outputs=outputs)
         if saved is not None:
             check_compatible(saved, spec, fingerprint)
             position = saved.restore(network, rules)
