@@ -160,7 +160,8 @@ def build_parser() -> Parser:
         prog="nndl",
         description="Neural networks from Michael Nielsen's book 'Neural Networks and Deep Learning', "
         "trained on MNIST with NumPy.",
-        epilog="Data: --data DIR, else $NNDL_DATA, else the cache (downloaded on first use).",
+        epilog="Data: --data DIR, else $NNDL_DATA, else ../shared/datasets/mnist beside a source checkout, else the "
+        "cache (downloaded on first use).",
     )
     parser.add_argument("--version", action="version", version=f"nndl {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
