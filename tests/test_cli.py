@@ -113,7 +113,7 @@ def test_bad_options_are_one_line_and_exit_2(capsys, argv, message):
         (["--sizes", "700,30,10"], "first layer must have 784 neurons"),
         (["--sizes", "784,30,5"], "last layer must have at least 10 neurons"),
         (["--train-size", "60000"], "choose from 1 to 50000"),
-        (["--sizes", "784,30", "--hidden", "30"], "give --sizes or --hidden, not both"),
+        (["--sizes", "784,30", "--hidden", "30"], "give one of --hidden, --sizes and --layers, not --hidden and --sizes"),
     ],
 )
 def test_settings_that_do_not_fit_the_data(capsys, mnist_dir, extra, message):
@@ -136,6 +136,12 @@ def test_data_and_model_problems_are_one_line(capsys, tmp_path, fake_mnist_dir):
 def test_gradcheck_command(capsys):
     code, out, _ = run(capsys, "gradcheck")
     assert code == 0 and "quadratic" in out and "ok" in out and "All gradients agree" in out
+    assert "[4, 5, 4, 3]" in out and "conv3x3,pool2,full4" in out  # fully connected and convolutional
+    code, out, _ = run(capsys, "gradcheck", "--layers", "conv2x2,full3", "--json")
+    assert code == 0 and {r["network"] for r in json.loads(out)["results"]} == {"conv2x2,full3"}
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gradcheck", "--layers", "conv2x7"])
+    assert exit_info.value.code == 2 and "larger than its 6×6 input" in capsys.readouterr().err
     code, out, _ = run(capsys, "gradcheck", "--sizes", "3,4,2", "--json")
     result = json.loads(out)
     assert code == 0 and result["passed"] and result["results"][0]["max_relative_error"] < 1e-6

@@ -70,9 +70,10 @@ def test_quadratic_cost_and_its_output_error():
     np.testing.assert_allclose(QuadraticCost().delta(z, a, y, Sigmoid()), (a - y) * a * (1 - a))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_every_combination_passes_the_gradient_check(seed):
-    results = check_all([5, 4, 3, 3], examples=4, seed=seed)
+@pytest.mark.parametrize("seed, layers", [(0, None), (1, None), (2, None), (0, "conv3x3,pool2,full4"),
+                                          (1, "conv2x2,conv2x2,pool2,full3")])
+def test_every_combination_passes_the_gradient_check(seed, layers):
+    results = check_all([5, 4, 3, 3], examples=4, seed=seed, layers=layers)
     assert all(r.max_relative_error < TOLERANCE for r in results), [r for r in results if not r.passed]
     combinations = {(r.cost, r.output_activation, r.activation, r.regularization, r.dropout) for r in results}
     # 4 cost/output pairs × 3 hidden activations × (none, L2, L1) × (without, with dropout)

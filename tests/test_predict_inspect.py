@@ -192,10 +192,19 @@ def test_weight_images_and_learning_speed():
     assert images.shape == (12, 28, 28) and np.array_equal(images[3].ravel(), network.weights[0][3])
     history = [{"epoch": 1, "learning_speed": [0.01, 0.05, 0.2]}, {"epoch": 2, "test_accuracy": 0.9},
                {"epoch": 3, "learning_speed": [0.02, 0.04, 0.1]}]
-    assert learning_speed(history, network.sizes) == {
+    assert learning_speed(history, network) == {
         "hidden layer 1": ([1, 3], [0.01, 0.02]), "hidden layer 2": ([1, 3], [0.05, 0.04]),
         "output layer": ([1, 3], [0.2, 0.1])}
-    assert learning_speed(None, network.sizes) == {} and learning_speed([{"epoch": 1}], network.sizes) == {}
+    assert learning_speed(None, network) == {} and learning_speed([{"epoch": 1}], network) == {}
+
+
+def test_a_conv_nets_kernels_and_learning_speed():
+    network = Network(layers="conv6x5,pool2,conv4x3,full30", seed=0)
+    images = weight_images(network)
+    assert images.shape == (6, 5, 5) and np.array_equal(images[2], network.weights[0][2, 0])
+    history = [{"epoch": 0, "learning_speed": [0.1, 0.2, 0.3, 0.4]}]
+    assert list(learning_speed(history, network)) == ["conv6x5 (layer 1)", "conv4x3 (layer 3)", "full30 (layer 4)",
+                                                      "output layer"]
 
 
 def test_inspect_network_on_fake_data(fake_digits):

@@ -448,3 +448,19 @@ def test_no_request_the_schema_allows_or_nearly_allows_gets_a_5xx(models_dir, da
         if live is not None and live.alive:
             live.stop()
             live.thread.join(STEP_TIMEOUT)
+
+
+def test_a_convolutional_model_is_listed_drawn_and_judged_without_a_server_error(client, models_dir):
+    save_model(Network(layers="conv4x5,pool2,full10", cost="log-likelihood", seed=3), models_dir / "conv.npz")
+    save_model(Network(layers="conv2x3,full6", input_shape=(1, 4, 4), seed=3), models_dir / "tiny-conv.npz")
+    models = {m["name"]: m for m in client.get("/api/models").json()["models"]}
+    assert "conv.npz" in models and "tiny-conv.npz" in models
+    drawn = client.post("/api/draw", json={"model": "conv.npz", "image": drawing(), "label": 1})
+    assert drawn.status_code == 200 and len(drawn.json()["output"]) == 10
+    network = load_model(models_dir / "conv.npz")
+    assert drawn.json()["guess"] == int(np.argmax(drawn.json()["output"]))
+    assert len(drawn.json()["backprop"]["grad_w_norms"]) == len(network.weights)
+    neuron = client.get("/api/models/conv.npz/neurons/0")
+    assert neuron.status_code == 422 and "convolutional" in neuron.json()["detail"]
+    judged = client.post("/api/mistakes", json={"model": "tiny-conv.npz"})
+    assert judged.status_code == 200 and np.array(judged.json()["matrix"]).shape == (10, 10)

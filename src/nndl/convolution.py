@@ -37,7 +37,9 @@ def correlate(a_patches: np.ndarray, w: np.ndarray, b: np.ndarray, out_shape: tu
     input maps too, for every output map at once. ``w`` is (maps, C, K, K),
     ``b`` is (maps, 1); the result has ``out_shape`` (maps, H', W', m).
     """
-    return (np.dot(w.reshape(w.shape[0], -1), a_patches) + b).reshape(out_shape)
+    z = np.dot(w.reshape(w.shape[0], -1), a_patches)
+    z += b
+    return z.reshape(out_shape)
 
 
 def kernel_gradient(delta: np.ndarray, a_patches: np.ndarray, w_shape: tuple[int, ...]) -> np.ndarray:

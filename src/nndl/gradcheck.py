@@ -4,7 +4,7 @@ For every weight and bias, ∂C/∂w is estimated as (C(w + ε) − C(w − ε))
 compared with what :meth:`Network.backprop` computes, plus the regularisation
 gradient. ``nndl gradcheck`` runs it for every cost × output activation ×
 hidden activation nndl has, without and with L2 and L1, and with a fixed
-dropout mask.
+dropout mask, on a fully connected network and on a convolutional one.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ REGULARIZATIONS = {"none": Regularization(), "L2": Regularization(l2=0.7), "L1":
 class GradcheckResult:
     """The largest relative error between backprop and finite differences for one network."""
 
+    network: str
     cost: str
     activation: str
     output_activation: str
@@ -78,22 +79,32 @@ def max_relative_error(network: Network, x: np.ndarray, y: np.ndarray, eps: floa
     return worst
 
 
-def check_all(sizes: Sequence[int] = (4, 5, 4, 3), examples: int = 3, seed: int = 0) -> list[GradcheckResult]:
-    """Gradient-check a small random float64 network for every combination nndl supports."""
-    sizes = list(sizes)
+CONV_LAYERS, CONV_INPUT = "conv3x3,pool2,full4", (2, 6, 6)  # a small chapter-6 network: 2 maps of 6×6 in
+
+
+def check_all(sizes: Sequence[int] | None = (4, 5, 4, 3), examples: int = 3, seed: int = 0,
+              layers: str | None = None, input_shape: Sequence[int] = CONV_INPUT) -> list[GradcheckResult]:
+    """Gradient-check a small random float64 network for every combination nndl supports.
+
+    The network has layer ``sizes`` (fully connected), or ``layers`` in the
+    shorthand of :mod:`nndl.layers` for inputs of ``input_shape`` and 3 outputs.
+    """
+    shape = {"layers": layers, "input_shape": tuple(input_shape), "outputs": 3} if layers else {"sizes": list(sizes)}
+    probe = Network(**shape)
     rng = np.random.default_rng(seed)
-    x = rng.random((sizes[0], examples))
-    y = np.eye(sizes[-1])[:, rng.integers(0, sizes[-1], examples)]
+    x = rng.random((probe.sizes[0], examples))
+    y = np.eye(probe.sizes[-1])[:, rng.integers(0, probe.sizes[-1], examples)]
     results = []
     combinations = [(cost, output) for cost, c in COSTS.items() for output in c.output_activations]
     for (cost, output), hidden, reg, dropout in itertools.product(
         combinations, HIDDEN_ACTIVATIONS, REGULARIZATIONS, (False, True)
     ):
-        if dropout and len(sizes) < 3:
+        if dropout and probe.num_layers < 3:
             continue
-        network = Network(sizes, cost=cost, activation=hidden, output_activation=output, init="normalized",
+        network = Network(**shape, cost=cost, activation=hidden, output_activation=output, init="normalized",
                           dropout=0.5 if dropout else 0.0, seed=seed, dtype=np.float64)
         masks = network.draw_dropout_masks(np.random.default_rng(seed))
         error = max_relative_error(network, x, y, regularization=REGULARIZATIONS[reg], masks=masks)
-        results.append(GradcheckResult(cost, hidden, output, reg, dropout, error))
+        name = layers or str(list(sizes))
+        results.append(GradcheckResult(name, cost, hidden, output, reg, dropout, error))
     return results

@@ -69,6 +69,11 @@ class Layer:
         """Numbers one example needs in this layer's forward pass (z, a and anything kept for the backward pass)."""
         return 2 * self.size
 
+    def multiply_adds(self) -> int:
+        """Multiply-adds of this layer's product for one example (0 without weights)."""
+        shape = self.weight_shape()
+        return 0 if shape is None else math.prod(shape) * math.prod(self.output_shape[1:])
+
     def forward(self, a: np.ndarray, input_scale: float | None = None) -> tuple[np.ndarray, Any]:
         """z for the activations ``a`` below, and what the backward pass needs to keep."""
         raise NotImplementedError

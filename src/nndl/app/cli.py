@@ -25,7 +25,7 @@ from ..files.atomic import atomic_output, check_output_file, check_output_folder
 from ..files.models import check_model_target, load_model, save_model
 from ..files.network2 import save_network2_json
 from ..files.plots import plot_history
-from ..gradcheck import TOLERANCE, check_all
+from ..gradcheck import CONV_INPUT, CONV_LAYERS, TOLERANCE, check_all
 from ..metrics import Monitor, ensemble_accuracy, evaluate
 from ..network import Network
 from ..pixels import unit_interval
@@ -92,6 +92,17 @@ def gradcheck_layers(text: str) -> list[int]:
     return sizes
 
 
+def gradcheck_conv_layers(text: str) -> str:
+    """A small convolutional test network in the layer shorthand, checked against the gradcheck input."""
+    try:
+        network = Network(layers=text, input_shape=CONV_INPUT, outputs=3)
+    except NndlError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if sum(w.size + b.size for w, b in zip(network.weights, network.biases)) > 2_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most 2,000 weights and biases (each costs two passes)")
+    return text
+
+
 def spec_option_type(name: str, meta: dict[str, Any]) -> Callable[[str], Any]:
     """The argparse type of one specification field: parse the text, then check it as the spec does."""
 
@@ -147,8 +158,9 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
 def spec_from_args(args: argparse.Namespace, base: RunSpec | None = None) -> RunSpec:
     """The run specification: ``base`` (or --spec FILE, or the defaults) changed by the options given."""
     given = {name: getattr(args, name) for name in FIELD_SECTION if hasattr(args, name)}
-    if "sizes" in given and "hidden" in given:
-        raise ConfigError("give --sizes or --hidden, not both")
+    shapes = [f"--{name}" for name in ("hidden", "sizes", "layers") if name in given]
+    if len(shapes) > 1:
+        raise ConfigError(f"give one of --hidden, --sizes and --layers, not {' and '.join(shapes)}")
     if base is None:
         base = RunSpec.from_dict(read_json(Path(args.spec), "a run specification"), args.spec) if args.spec \
             else RunSpec()
@@ -281,8 +293,13 @@ def build_parser() -> Parser:
         "float64 network, for every cost, output and hidden activation nndl has, without and with L2 and L1 "
         "regularisation and with a fixed dropout mask. Exit code 1 if any fails.",
     )
-    g.add_argument("--sizes", type=gradcheck_layers, default=[4, 5, 4, 3], metavar="L0,L1,...",
-                   help="layer sizes of the test network (default 4,5,4,3)")
+    shape = g.add_mutually_exclusive_group()
+    shape.add_argument("--sizes", type=gradcheck_layers, metavar="L0,L1,...",
+                       help="check only a fully connected network of these layer sizes (default: 4,5,4,3, "
+                       f"then {CONV_LAYERS})")
+    shape.add_argument("--layers", type=gradcheck_conv_layers, metavar="LAYERS",
+                       help=f"check only a convolutional network, e.g. {CONV_LAYERS}, on {len(CONV_INPUT)} maps "
+                       f"of {CONV_INPUT[1]}×{CONV_INPUT[2]} inputs with 3 outputs")
     g.add_argument("--examples", type=whole_number(1, 50), default=3, help="examples in the test mini-batch (default 3)")
     g.add_argument("--seed", type=SEED, default=0, help="seed for the network and data (default 0)")
     g.add_argument("--json", action="store_true", help="print the results as one JSON line")
@@ -493,18 +510,22 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_gradcheck(args: argparse.Namespace) -> int:
-    results = check_all(args.sizes, args.examples, args.seed)
+    if args.sizes or args.layers:
+        results = check_all(args.sizes, args.examples, args.seed, layers=args.layers)
+    else:
+        results = check_all((4, 5, 4, 3), args.examples, args.seed) + \
+            check_all(None, args.examples, args.seed, layers=CONV_LAYERS)
     passed = all(r.passed for r in results)
     if args.json:
-        print(json.dumps({"sizes": args.sizes, "tolerance": TOLERANCE, "passed": passed,
+        print(json.dumps({"tolerance": TOLERANCE, "passed": passed,
                           "results": [{**r.__dict__, "passed": r.passed} for r in results]}))
     else:
-        print(f"Backprop vs finite differences on {args.sizes} (float64): relative error "
+        print(f"Backprop vs finite differences (float64): relative error "
               f"‖backprop − numerical‖ / (‖backprop‖ + ‖numerical‖), worst array, must be < {TOLERANCE:g}")
         for r in results:
             dropout = "dropout" if r.dropout else ""
-            print(f"  {r.cost:14s} {r.activation:7s} → {r.output_activation:7s} {r.regularization:4s} {dropout:7s} "
-                  f"{r.max_relative_error:.1e}  {'ok' if r.passed else 'FAILED'}")
+            print(f"  {r.network:16s} {r.cost:14s} {r.activation:7s} → {r.output_activation:7s} {r.regularization:4s} "
+                  f"{dropout:7s} {r.max_relative_error:.1e}  {'ok' if r.passed else 'FAILED'}")
         print("All gradients agree." if passed else "Some gradients disagree: backprop has a bug.")
     return 0 if passed else 1
 

@@ -30,6 +30,7 @@ from ..errors import ConfigError, DataError
 from ..files.atomic import atomic_output, write_bytes_atomically
 from ..files.models import load_model
 from ..files.plots import Series, plot_series, pyplot
+from ..layers import shorthand
 from ..network import Network
 from ..pixels import unit_interval
 from .options import add_data_option, whole_number
@@ -75,18 +76,33 @@ def image_side(n_pixels: int) -> int:
 
 
 def weight_images(network: Network, limit: int | None = None) -> np.ndarray:
-    """Each first-layer neuron's incoming weights w^1_j as an image: shape (neurons, side, side)."""
+    """Each first-layer neuron's incoming weights w^1_j as an image: shape (neurons, side, side).
+
+    For a convolutional first layer, each feature map's K×K kernel (its input
+    maps' kernels one above the other): shape (maps, C·K, K).
+    """
     weights = network.weights[0][:limit]
+    if weights.ndim == 4:
+        maps, c, k, _ = weights.shape
+        return weights.reshape(maps, c * k, k).astype(np.float64)
     side = image_side(network.sizes[0])
     return weights.reshape(len(weights), side, side).astype(np.float64)
 
 
-def layer_names(sizes: list[int]) -> list[str]:
-    """'hidden layer 1', ..., 'output layer': the layers after the input, as a reader calls them."""
-    return [f"hidden layer {l}" for l in range(1, len(sizes) - 1)] + ["output layer"]
+def layer_names(network: Network) -> list[str]:
+    """'hidden layer 1', ..., 'output layer' for the layers with biases, as a reader calls them.
+
+    A convolutional network's hidden layers are named by their shorthand: 'conv20x5 (layer 1)'.
+    """
+    count = len(network.parameter_layers)
+    if network.is_dense:
+        return [f"hidden layer {l}" for l in range(1, count)] + ["output layer"]
+    names = shorthand(network.layers).split(",")
+    return [f"{names[l]} (layer {l + 1})" for l, layer in enumerate(network.layers[:-1]) if layer.has_parameters] \
+        + ["output layer"]
 
 
-def learning_speed(history: Any, sizes: list[int]) -> Series:
+def learning_speed(history: Any, network: Network) -> Series:
     """Each layer's speed of learning per epoch, from the epoch records' ``learning_speed`` lists.
 
     The speed of layer l is ‖∂C/∂b^l‖ = ‖δ^l‖ (chapter 5), averaged over the
@@ -95,10 +111,11 @@ def learning_speed(history: Any, sizes: list[int]) -> Series:
     """
     if not isinstance(history, list):
         return {}
+    names = layer_names(network)
     records = [r for r in history if isinstance(r, dict) and isinstance(r.get("learning_speed"), list)
-               and len(r["learning_speed"]) == len(sizes) - 1]
+               and len(r["learning_speed"]) == len(names)]
     return {name: ([r["epoch"] for r in records], [float(r["learning_speed"][l]) for r in records])
-            for l, name in enumerate(layer_names(sizes)) if records}
+            for l, name in enumerate(names) if records}
 
 
 @dataclass(frozen=True)
@@ -134,7 +151,7 @@ def inspect_network(network: Network, dataset: Dataset, gallery_size: int = GALL
         mistake_images=unit_interval(dataset.images[mistakes["index"]]).reshape(-1, side, side),
         confidence_kind="probability" if network.output_activation.name == "softmax" else "output activation",
         weights=weight_images(network, weight_limit),
-        speed=learning_speed(network.metadata.get("history"), network.sizes),
+        speed=learning_speed(network.metadata.get("history"), network),
     )
 
 
@@ -213,7 +230,7 @@ def plot_gallery(images: np.ndarray, mistakes: dict[str, np.ndarray], path: Path
     return save_figure(figure, path)
 
 
-def plot_weights(weights: np.ndarray, path: Path, n_neurons: int) -> Path:
+def plot_weights(weights: np.ndarray, path: Path, title: str) -> Path:
     """Each neuron's weights as an image on one diverging scale centred at 0 (red +, blue −), with its legend."""
     plt = pyplot()
     columns = math.ceil(math.sqrt(len(weights)))
@@ -226,8 +243,7 @@ def plot_weights(weights: np.ndarray, path: Path, n_neurons: int) -> Path:
         if k < len(weights):
             shown = ax.imshow(weights[k], cmap="RdBu_r", vmin=-limit, vmax=limit)
             ax.set_title(str(k), fontsize=7)
-    shown_note = f" (the first {len(weights)} of {n_neurons})" if len(weights) < n_neurons else ""
-    figure.suptitle(f"First-layer neurons' weights w¹ⱼ as 28×28 images{shown_note}", fontsize=10)
+    figure.suptitle(title, fontsize=10)
     figure.colorbar(shown, ax=axes.ravel().tolist(), label="weight: red excites, blue inhibits", shrink=0.8,
                     extend="both")
     return save_figure(figure, path)
@@ -259,9 +275,7 @@ the guess, and the guess's {confidence_kind}.</p>
 <img src="misclassified.png" alt="misclassified digits">
 {mistake_table}
 <h2>What the first-layer neurons look for</h2>
-<p class="note">Each neuron j of the first layer after the input computes σ(w¹ⱼ · x + b¹ⱼ); drawing its 784 weights
-w¹ⱼ as a 28×28 image shows which pixels push it on (red) and which push it off (blue), on one colour scale
-centred at 0.</p>
+<p class="note">{weights_note}</p>
 <img src="weights.png" alt="first-layer weights">
 <h2>Speed of learning</h2>
 {speed}
@@ -292,6 +306,32 @@ def confusion_table(matrix: np.ndarray) -> str:
     return html_table(["true \\ guess", *range(n_columns)], rows, classes)
 
 
+def weights_title(network: Network, shown: int) -> str:
+    """The weight figure's title: what each small image is, and how many of them are drawn."""
+    first = network.weights[0]
+    total = first.shape[0]
+    note = f" (the first {shown} of {total})" if shown < total else ""
+    if first.ndim == 4:
+        return f"First-layer feature maps' {first.shape[2]}×{first.shape[3]} kernels{note}"
+    side = math.isqrt(first.shape[1])
+    return f"First-layer neurons' weights w¹ⱼ as {side}×{side} images{note}"
+
+
+def weights_note(network: Network) -> str:
+    """What the weight images show, for a fully connected or a convolutional first layer."""
+    if network.weights[0].ndim == 4:
+        maps, c, k, _ = network.weights[0].shape
+        return (f"Each of the {maps} feature maps of the first, convolutional layer slides one {k}×{k} kernel over "
+                "the image (shared weights, chapter 6): a map is bright where the image looks like its kernel. "
+                "Each kernel is drawn as an image: red weights push the map on, blue ones off, on one colour scale "
+                "centred at 0.")
+    n = network.sizes[0]
+    side = math.isqrt(n)
+    return (f"Each neuron j of the first layer after the input computes σ(w¹ⱼ · x + b¹ⱼ); drawing its {n} weights "
+            f"w¹ⱼ as a {side}×{side} image shows which pixels push it on (red) and which push it off (blue), on one "
+            "colour scale centred at 0.")
+
+
 def write_page(out: Path, model: str, network: Network, found: Inspection, speed_figure: bool) -> Path:
     """index.html: every view of ``found`` with its explanation, the PNGs beside it."""
     mistakes = found.mistakes
@@ -314,7 +354,7 @@ def write_page(out: Path, model: str, network: Network, found: Inspection, speed
             ["#", f"{found.dataset} index", "true digit", "guess", found.confidence_kind],
             [[k, i, t, g, f"{c:.3f}"] for k, (i, t, g, c) in
              enumerate(zip(mistakes["index"], mistakes["label"], mistakes["guess"], mistakes["confidence"]))]),
-        speed=speed,
+        speed=speed, weights_note=weights_note(network),
     )
     path = out / "index.html"
     write_bytes_atomically(path, page.encode("utf-8"))
@@ -331,7 +371,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         plot_confusion(found.confusion, out / "confusion.png",
                        f"{name} on {found.dataset}: {100 * found.accuracy:.2f}% correct"),
         plot_gallery(found.mistake_images, found.mistakes, out / "misclassified.png", found.confidence_kind),
-        plot_weights(found.weights, out / "weights.png", network.sizes[1]),
+        plot_weights(found.weights, out / "weights.png", weights_title(network, len(found.weights))),
     ]
     if found.speed:
         written.append(out / "learning-speed.png")

@@ -1,6 +1,7 @@
 """How many threads NumPy's BLAS library uses during training, chosen by the size of the products.
 
-Each SGD step multiplies every weight matrix by a mini-batch of m columns.
+Each SGD step multiplies every weight matrix (or every layer's kernels, over
+the patches of its input) by a mini-batch of m columns.
 A multi-threaded BLAS splits each product across cores; for small products
 the threads spend more time waiting for each other than computing. Measured
 on an idle 2-core machine (``python benchmarks/bench_training.py --part
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator, Sequence
+from typing import Iterator
+
+from ..network import Network
 
 AUTO = -1  # choose by the size of the products (see default_threads)
 MULTITHREAD_WORK = 3_000_000  # multiply-adds in one product above which all cores pay (784 × 400 × 10 ≈ 3.1 M)
@@ -42,14 +45,14 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def default_threads(sizes: Sequence[int], m: int, distorting: bool) -> int:
-    """BLAS threads for training a network of ``sizes`` on mini-batches of ``m`` (see the module notes).
+def default_threads(network: Network, m: int, distorting: bool) -> int:
+    """BLAS threads for training ``network`` on mini-batches of ``m`` (see the module notes).
 
     One whenever the images are distorted, however many workers do it (0 too):
     a product's last bits depend on its thread count, so a choice that followed
     the worker count would make the result follow it as well.
     """
-    largest = max(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    largest = max(layer.multiply_adds() for layer in network.layers)
     return cores() if largest * m >= MULTITHREAD_WORK and not distorting else 1
 
 

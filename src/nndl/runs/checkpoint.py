@@ -252,7 +252,7 @@ def checked_shapes(path: Path, shapes: Any) -> dict[str, tuple[int, ...]]:
         raise CheckpointError(f"{path}: damaged checkpoint (no list of arrays)")
     checked, total = {}, 0
     for name, shape in shapes.items():
-        if (not isinstance(shape, list) or len(shape) > 2
+        if (not isinstance(shape, list) or len(shape) > 4  # up to a convolutional kernel: (maps, C, K, K)
                 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
             raise CheckpointError(f"{path}: damaged checkpoint (array {name!r:.40} has shape {shape!r:.40})")
         checked[name] = tuple(shape)

@@ -182,8 +182,7 @@ def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCa
         spec = spec.replace(seed=fresh_seed())
     seed = spec.training.seed
     mnist = (cache or DataCache()).get(spec.data)
-    sizes = spec.network.layer_sizes(mnist.training.n_features, mnist.n_classes)
-    network = Network(sizes, **spec.network.network_options(), seed=seed)
+    network = spec.network.build(mnist.training.n_features, mnist.n_classes, seed)
     monitors = monitors_for(spec, mnist)
     rules = rule_callbacks(spec)
     every = [DivergenceGuard(), *rules, *callbacks]
@@ -197,7 +196,7 @@ def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCa
             position = saved.restore(network, rules)
         every.append(checkpointer)  # last: an epoch's decisions are in its checkpoint
     if blas_thread_limit == AUTO:
-        blas_thread_limit = default_threads(sizes, spec.training.mini_batch_size, spec.distortions.augment is not None)
+        blas_thread_limit = default_threads(network, spec.training.mini_batch_size, spec.distortions.augment is not None)
     started = time.perf_counter()
     # Overflow in a diverging run is reported once, as a sentence, by DivergenceGuard, not as NumPy warnings.
     with blas_threads(blas_thread_limit), np.errstate(over="ignore", invalid="ignore"), \

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -31,11 +32,14 @@ from ..costs import COSTS, get_cost
 from ..data.distortions import parse_distortion
 from ..errors import ConfigError
 from ..initializers import INITIALIZERS
+from ..layers import CONV_ACTIVATION_PLACES, parse_layers
 from ..metrics import Measure
+from ..network import Network
 from ..schedules import SCHEDULES
 from ..settings import check_fields, from_dict, setting, to_dict
 from ..training import TrainingConfig
 
+SHAPE_SETTINGS = {"hidden": [30], "sizes": None, "layers": None}  # three ways to give the layers, with their defaults
 MONITOR_CHOICES = ("training-cost", "training-accuracy", "evaluation-cost")
 EXPANSIONS = ("shift-one-pixel",)
 SPEC_VERSION = 1
@@ -50,6 +54,14 @@ class NetworkSpec:
     sizes: tuple[int, ...] | None = setting(None, "every layer, input to output, e.g. 784,30,10 (instead of --hidden)",
                                             kind="ints", minimum=1, maximum=100_000, optional=True,
                                             metavar="L0,L1,...")
+    layers: str | None = setting(None, "chapter 6's hidden layers, e.g. conv20x5,pool2,conv40x5,pool2,full100: "
+                                 "convCxK = C feature maps of K×K kernels, poolP = P×P max-pooling, fullN = N neurons "
+                                 "(instead of --hidden; the input and output layers fit the data)", kind="str",
+                                 optional=True, metavar="LAYERS")
+    conv_activation: str = setting("after-pool", "where a convolutional layer's σ goes: after-pool = σ(pool(w⋆a) + b) "
+                                   "as network3.py (the same numbers as before-pool, since σ is monotone, computed on "
+                                   "1/P² as many values), before-pool = pool(σ(w⋆a + b))", kind="str",
+                                   choices=CONV_ACTIVATION_PLACES)
     cost: str = setting("quadratic", "quadratic (chapter 1), cross-entropy (chapter 3: learns fast from saturated "
                         "sigmoid outputs) or log-likelihood (with softmax outputs)", kind="str", choices=tuple(COSTS))
     activation: str = setting("sigmoid", "hidden neurons: sigmoid, tanh or relu (rectified linear)", kind="str",
@@ -66,28 +78,41 @@ class NetworkSpec:
 
     def __post_init__(self) -> None:
         check_fields(self, "network")
+        if self.sizes is not None and self.layers is not None:
+            raise ConfigError("network.layers and network.sizes both give the layers; keep one")
         if self.sizes is not None:
             if len(self.sizes) < 2:
                 raise ConfigError(f"network.sizes {list(self.sizes)}: give at least an input and an output layer")
             object.__setattr__(self, "hidden", self.sizes[1:-1])  # one shape: sizes decides the hidden layers
+        if self.layers is not None:
+            layers = ",".join(map(str, parse_layers(self.layers)))  # one canonical spelling
+            object.__setattr__(self, "layers", layers)
+            object.__setattr__(self, "hidden", ())  # one shape: layers decides the hidden layers
         cost = get_cost(self.cost)
         output = get_activation(self.output_activation or cost.output_activations[0], "output")
         cost.check_output(output)
-        if self.dropout and not self.hidden:
+        if self.dropout and not self.hidden and not self.layers:
             raise ConfigError("network.dropout: dropout removes hidden neurons, and this network has no hidden layer")
 
     def layer_sizes(self, n_inputs: int, n_outputs: int) -> list[int]:
-        """Every layer's size for data with ``n_inputs`` pixels and ``n_outputs`` classes."""
+        """Every layer's size for data with ``n_inputs`` pixels and ``n_outputs`` classes (fully connected nets)."""
         return list(self.sizes) if self.sizes is not None else [n_inputs, *self.hidden, n_outputs]
+
+    def build(self, n_inputs: int, n_outputs: int, seed: int | None) -> Network:
+        """The network for data with ``n_inputs`` pixels (a square image for convolutional layers) and ``n_outputs`` classes."""
+        options = {k: v for k, v in to_dict(self).items() if k not in ("hidden", "sizes", "layers")}
+        if self.layers is None:
+            return Network(self.layer_sizes(n_inputs, n_outputs), **options, seed=seed)
+        side = math.isqrt(n_inputs)
+        if side * side != n_inputs:
+            raise ConfigError(f"network.layers: feature maps need square images, and these have {n_inputs} pixels")
+        return Network(layers=self.layers, input_shape=(1, side, side), outputs=n_outputs, **options, seed=seed)
 
     def describe(self) -> dict[str, Any]:
         """What :meth:`nndl.network.Network.describe` will say of this network (but its sizes)."""
         output = self.output_activation or get_cost(self.cost).output_activations[0]
-        return {**self.network_options(), "output_activation": output}
-
-    def network_options(self) -> dict[str, Any]:
-        """The keyword arguments of :class:`nndl.network.Network` (all but the sizes)."""
-        return {k: v for k, v in to_dict(self).items() if k not in ("hidden", "sizes")}
+        shape = ("hidden", "sizes") if self.layers else ("hidden", "sizes", "layers", "conv_activation")
+        return {**{k: v for k, v in to_dict(self).items() if k not in shape}, "output_activation": output}
 
 
 @dataclass(frozen=True)
@@ -206,8 +231,9 @@ class RunSpec:
             if section not in SECTIONS or name not in FIELD_SECTION or FIELD_SECTION[name] != section:
                 raise ConfigError(f"{where}: unknown setting {key!r}; known settings: {', '.join(FIELD_SECTION)}")
             parts[section][name] = list(value) if isinstance(value, tuple) else value
-            if name == "hidden" and "sizes" not in changes and "network.sizes" not in changes:
-                parts["network"]["sizes"] = None  # the new hidden layers decide the shape
+            if name in SHAPE_SETTINGS:  # the new shape replaces the old one, unless another is also given
+                for other in set(SHAPE_SETTINGS) - {name} - {k.rpartition(".")[2] for k in changes}:
+                    parts["network"][other] = SHAPE_SETTINGS[other]
         return RunSpec.from_dict(parts, where)
 
     def to_dict(self, identity_only: bool = False) -> dict[str, Any]:

@@ -108,6 +108,8 @@ def weight_image(network: Network, neuron: int) -> dict[str, Any]:
     """Hidden neuron ``neuron``'s incoming weights w^1_j as a 28×28 image, with its bias."""
     if network.num_layers < 3:
         raise ConfigError("this model has no hidden layer")
+    if not network.is_dense:
+        raise ConfigError("this model's first layer is convolutional: its kernels are drawn by nndl inspect")
     if not 0 <= neuron < network.sizes[1]:
         raise ConfigError(f"neuron {neuron}: the first hidden layer has neurons 0-{network.sizes[1] - 1}")
     weights = network.weights[0][neuron]
