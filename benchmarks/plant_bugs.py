@@ -81,12 +81,11 @@ MUTATIONS = [
     Mutation("softmax-gradient-diagonal-only", "src/nndl/activations.py",
              "return a * (grad_a - np.sum(a * grad_a, axis=0, keepdims=True))", "return a * grad_a",
              "softmax's Jacobian reduced to its diagonal", NETWORK_TESTS),
-    Mutation("bp2-without-sigma-prime", "src/nndl/network.py",
-             "np.multiply(np.dot(self.weights[l + 1].T, delta), sigma_prime, out=ws.deltas[l])",
-             "np.multiply(np.dot(self.weights[l + 1].T, delta), 1.0, out=ws.deltas[l])",
+    Mutation("bp2-without-sigma-prime", "src/nndl/layers.py",
+             "return error if self.activation is None else error * self.activation.prime(z, a)", "return error",
              "BP2 without ⊙ σ'(z^l)", NETWORK_TESTS),
     Mutation("bp2-dropout-error-passes-deleted", "src/nndl/network.py",
-             "delta *= masks[l]  # a deleted neuron has no error to pass back",
+             "delta *= masks[l].reshape(*layer.output_shape, 1)  # a deleted neuron has no error to pass back",
              "pass  # a deleted neuron has no error to pass back",
              "dropout: neurons deleted for the mini-batch still pass error back", NETWORK_TESTS),
     Mutation("dropout-evaluation-scale", "src/nndl/network.py",
@@ -208,17 +207,17 @@ def check_imports_the_copy(copy: Path, env: dict[str, str]) -> None:
         sys.exit(f"the copy's tests would import nndl from {found or '(nothing)'}, not from {copy / 'src'}")
 
 
-def run_tests(copy: Path, env: dict[str, str], tests: tuple[str, ...], timeout: float) -> tuple[str, float]:
-    """'passed', 'failed', 'timed out' or 'error (pytest exit N)' for ``tests`` in ``copy``, and the seconds taken."""
+def run_tests(copy: Path, env: dict[str, str], tests: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
+    """'passed', 'failed', 'timed out' or 'error (pytest exit N)' for ``tests`` in ``copy``, the seconds
+    taken, and the end of pytest's report."""
     started = time.perf_counter()
     command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
     try:
-        code = subprocess.run(command, cwd=copy, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=timeout).returncode
+        done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return "timed out", time.perf_counter() - started
-    outcome = {0: "passed", 1: "failed"}.get(code, f"error (pytest exit {code})")
-    return outcome, time.perf_counter() - started
+        return "timed out", time.perf_counter() - started, ""
+    outcome = {0: "passed", 1: "failed"}.get(done.returncode, f"error (pytest exit {done.returncode})")
+    return outcome, time.perf_counter() - started, (done.stdout + done.stderr)[-3000:]
 
 
 def plant(copy: Path, mutation: Mutation) -> str | None:
@@ -256,10 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         env = environment(copy)
         check_imports_the_copy(copy, env)
         for tests in dict.fromkeys(m.tests for m in chosen):
-            outcome, seconds = run_tests(copy, env, tests, args.timeout)
+            outcome, seconds, report = run_tests(copy, env, tests, args.timeout)
             print(f"unchanged code: pytest {' '.join(tests)}: {outcome} ({seconds:.0f} s)", flush=True)
             if outcome != "passed":
-                print("these tests must pass before bugs are planted; fix that first")
+                print(f"{report}\nthese tests must pass before bugs are planted; fix that first")
                 return 2
         survived = 0
         for m in chosen:
@@ -268,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             if problem:
                 result, seconds = f"NOT PLANTED: {problem} in {m.file}; update this entry", 0.0
             else:
-                outcome, seconds = run_tests(copy, env, m.tests, args.timeout)
+                outcome, seconds, _ = run_tests(copy, env, m.tests, args.timeout)
                 (copy / m.file).write_text(original, encoding="utf-8")
                 result = {"passed": "SURVIVED", "failed": "caught"}.get(outcome, f"caught: {outcome}")
             survived += not result.startswith("caught")
