@@ -1,7 +1,6 @@
 """How many threads NumPy's BLAS library uses during training, chosen by the size of the products.
 
-Each SGD step multiplies every weight matrix (or every layer's kernels, over
-the patches of its input) by a mini-batch of m columns.
+Each SGD step multiplies every weight matrix by a mini-batch of m columns.
 A multi-threaded BLAS splits each product across cores; for small products
 the threads spend more time waiting for each other than computing. Measured
 on an idle 2-core machine (``python benchmarks/bench_training.py --part
@@ -12,9 +11,16 @@ blas``), 2 threads against 1 were:
 - at m = 100: 1.28x for [784, 100, 10], 1.48x-1.77x for the larger ones;
 - but with two distortion workers busy, 0.54-0.76x: slower for every size.
 
-So by default nndl trains with every core when the largest product is big,
-(weights of the largest layer) × m ≥ MULTITHREAD_WORK, and no distortions
-run (their workers want the cores); otherwise with one thread. On a
+A convolutional layer's products are long and thin (maps × C·K² by C·K² ×
+positions·m), and 2 threads made chapter 6's networks slower
+(``python benchmarks/bench_layers.py --part conv``): 0.40x and 0.61x at
+m = 10, 0.72x for conv20x5,pool2,full100 at m = 100 (1.2x only for the
+two-convolution net at m = 100).
+
+So by default nndl trains a fully connected network with every core when the
+largest product is big, (weights of the largest layer) × m ≥
+MULTITHREAD_WORK, and no distortions run (their workers want the cores);
+otherwise, and for convolutional networks, with one thread. On a
 machine busy with other work, ``--blas-threads 1`` is the faster choice.
 This uses threadpoolctl when it is installed (``pip install 'nndl[cli]'``).
 """
@@ -53,7 +59,7 @@ def default_threads(network: Network, m: int, distorting: bool) -> int:
     the worker count would make the result follow it as well.
     """
     largest = max(layer.multiply_adds() for layer in network.layers)
-    return cores() if largest * m >= MULTITHREAD_WORK and not distorting else 1
+    return cores() if network.is_dense and largest * m >= MULTITHREAD_WORK and not distorting else 1
 
 
 @contextlib.contextmanager
