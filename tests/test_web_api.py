@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import time
 
 import numpy as np
@@ -89,16 +90,35 @@ def wait_for(client, predicate, what: str) -> dict:
     raise AssertionError(f"the run never reached {what}: {status}")
 
 
-def events_until_end(client) -> list[tuple[str, dict]]:
-    """Read the training event stream to its final 'end' event."""
-    events, name = [], None
-    with client.stream("GET", "/api/train/events") as stream:
+def events_until_end(client, last_event_id: str | None = None, with_ids: bool = False) -> list[tuple]:
+    """Read the training event stream until the server closes it (after its final 'end' event)."""
+    events, name, event_id = [], None, None
+    headers = {"last-event-id": last_event_id} if last_event_id else {}
+    with client.stream("GET", "/api/train/events", headers=headers) as stream:
         for line in stream.iter_lines():
             if line.startswith("event:"):
                 name = line.split(":", 1)[1].strip()
+            elif line.startswith("id:"):
+                event_id = line.split(":", 1)[1].strip()
             elif line.startswith("data:"):
-                events.append((name, json.loads(line.split(":", 1)[1])))
+                data = json.loads(line.split(":", 1)[1])
+                events.append((name, data, event_id) if with_ids else (name, data))
     return events
+
+
+def folded(events: list[tuple[str, dict]]) -> dict:
+    """What a page knows after these events: the snapshot it began with, plus every event after it."""
+    state = dict(events[0][1])
+    assert events[0][0] == "snapshot"
+    state["points"], state["epochs"] = list(state["points"]), list(state["epochs"])
+    for name, data in events[1:]:
+        if name == "batch":
+            state["points"].append([data["epoch"], data["batch"], data["cost"]])
+        elif name == "epoch":
+            state["epochs"].append(data)
+        elif name in ("begin", "weights", "end"):
+            state[name] = data
+    return state
 
 
 # -- the page ------------------------------------------------------------------------------
@@ -294,28 +314,77 @@ def test_slowdown_the_saturated_neuron_learns_slowly_with_quadratic_fast_with_cr
 SHORT_RUN = {"hidden": [8], "epochs": 2, "train_size": 200, "mini_batch_size": 10, "eta": 1.0, "seed": 1}
 
 
-def test_a_run_streams_begin_batches_epochs_weights_and_end_then_saves(client, models_dir):
+def test_a_run_streams_its_state_then_its_events_and_end_then_saves(client, models_dir):
     assert client.get("/api/train").json() == {"state": "idle"}
     assert client.post("/api/train", json=SHORT_RUN).status_code == 202
     events = events_until_end(client)
     names = [name for name, _ in events]
-    assert names[0] == "begin" and names[-1] == "end" and names.count("epoch") == 2
-    begin = events[0][1]
-    assert begin["sizes"] == [16, 8, 10] and begin["n_batches"] == 20
-    batches = [data for name, data in events if name == "batch"]
-    assert len(batches) == 8 and all(np.isfinite(b["cost"]) and b["cost"] > 0 for b in batches)
-    epoch = [data for name, data in events if name == "epoch"][-1]
+    assert names[0] == "snapshot" and names[-1] == "end" and names.count("snapshot") == 1
+    state = folded(events)
+    assert state["begin"]["sizes"] == [16, 8, 10] and state["begin"]["n_batches"] == 20
+    assert [record["epoch"] for record in state["epochs"]] == [0, 1]  # counted from 0, as nndl train prints
+    assert len(state["points"]) == 4  # mini-batches 1 and 11 of each epoch (every 10th)
+    assert all(np.isfinite(cost) and cost > 0 for _, _, cost in state["points"])
+    epoch = state["epochs"][-1]
     assert {"training", "test"} <= set(epoch["metrics"]) and "cost" in epoch["metrics"]["training"]
-    weights = [data for name, data in events if name == "weights"]
-    assert weights and weights[-1]["side"] == 4 and len(weights[-1]["neurons"]) == 8  # 16 pixels: 4×4 images
-    end = events[-1][1]
+    weights = state["weights"]
+    assert weights["side"] == 4 and len(weights["neurons"]) == 8  # 16 pixels: 4×4 images
+    end = state["end"]
     assert end["state"] == "finished" and end["final"]["epoch"] == 1
+    best = state["epochs"][end["best"]["epoch"]]  # "best at epoch k" is the record the chart plots at k
+    assert best["epoch"] == end["best"]["epoch"] and best["metrics"]["test"]["accuracy"] == end["best"]["accuracy"]
+    again = events_until_end(client)  # a reload after the end: the finished state at once, never "running"
+    assert [name for name, _ in again] == ["snapshot", "end"]
+    assert again[0][1]["state"] == "finished" and again[0][1]["epochs"] == state["epochs"]
+    assert again[0][1]["points"] == state["points"] and again[0][1]["end"] == end
     saved = client.post("/api/train/save", json={"name": "trained.npz"})
     assert saved.status_code == 201 and saved.json()["epochs"] == 2
     assert load_model(models_dir / "trained.npz").metadata["spec"]["training"]["epochs"] == 2
     assert client.post("/api/train/save", json={"name": "trained.npz"}).status_code == 409
     assert client.post("/api/train/save", json={"name": "../x.npz"}).status_code == 422
     assert client.post("/api/train/pause").status_code == 409  # the run has ended
+
+
+def test_a_stream_resumed_at_or_past_the_end_of_a_finished_run_closes(client):
+    assert client.post("/api/train", json=SHORT_RUN).status_code == 202
+    last_id = events_until_end(client, with_ids=True)[-1][2]
+    run, number = last_id.split(":")
+    for resumed in (last_id, f"{run}:{int(number) + 1}", f"{run}:999999999999"):
+        assert [name for name, _ in events_until_end(client, resumed)] == ["end"]  # and the stream ended
+    for foreign in ("0123456789ab:3", "garbage", f"{run}:-1", f"{run}:1e3"):
+        assert [name for name, _ in events_until_end(client, foreign)] == ["snapshot", "end"]
+
+
+def test_a_page_resuming_mid_run_gets_only_what_it_missed(client):
+    assert client.post("/api/train", json={**SHORT_RUN, "epochs": 100, "train_size": 5000}).status_code == 202
+    client.post("/api/train/pause")
+    paused = wait_for(client, lambda s: s["state"] == "paused", "a pause")
+    seen = f"{paused['run']}:{paused['events']}"
+    client.post("/api/train/step", json={"unit": "batch"})
+    wait_for(client, lambda s: s["state"] == "paused" and s["events"] >= paused["events"] + 2, "one more mini-batch")
+    client.post("/api/train/stop")
+    events = events_until_end(client, seen)
+    assert events[0] == ("state", {"state": "running", "epoch": paused["epoch"], "batch": paused["batch"]})
+    assert ("state", {"state": "paused", "epoch": paused["epoch"], "batch": paused["batch"] + 1}) in events
+    assert "snapshot" not in [name for name, _ in events] and events[-1][0] == "end"
+
+
+def test_a_long_run_keeps_a_bounded_state(data_dir):
+    from nndl.app.web import live as live_module
+    from nndl.runs.runner import DataCache
+    from nndl.runs.spec import RunSpec
+
+    spec = RunSpec.from_flat({**SHORT_RUN, "source": data_dir, "workers": 0}, where="test")
+    live = live_module.LiveRun(spec, DataCache())
+    for i in range(3 * live_module.MAX_POINTS):
+        live.emit("batch", {"epoch": i // 500, "batch": i % 500 + 1, "n_batches": 500, "cost": 1.0 / (i + 1)})
+        live.emit("weights", {"epoch": 0, "batch": i, "side": 4, "neurons": [[0.0] * 16] * 8})
+    seq, snapshot = live.snapshot()
+    assert seq == 6 * live_module.MAX_POINTS and len(live.recent) == live_module.RECENT_EVENTS
+    assert live_module.MAX_POINTS // 2 <= len(snapshot["points"]) <= live_module.MAX_POINTS
+    assert snapshot["points"][0][2] == 1.0 and snapshot["weights"]["batch"] == 3 * live_module.MAX_POINTS - 1
+    assert live.events_after(1) is None  # forgotten: the page gets a snapshot instead
+    assert [e[0] for e in live.events_after(seq - 2)] == [seq - 1, seq]
 
 
 def test_the_live_cost_is_that_of_the_mini_batch_just_trained_on(data_dir):
@@ -341,10 +410,10 @@ def test_the_live_cost_is_that_of_the_mini_batch_just_trained_on(data_dir):
     training = cache.get(spec.data).training
     live, truth = LiveRun(spec, cache, abandon_after=STEP_TIMEOUT), BatchCosts()
     run_spec(spec, callbacks=[live, truth], cache=cache)  # in this thread: the page's run, watched alongside
-    batches = [e["data"] for e in live.events if e["event"] == "batch"]
-    assert {b["epoch"] for b in batches} == {0, 1, 2}
-    for b in batches:
-        assert b["cost"] == pytest.approx(truth.costs[b["epoch"], b["batch"]], rel=1e-5), b
+    points = live.snapshot()[1]["points"]
+    assert {epoch for epoch, _, _ in points} == {0, 1, 2}
+    for epoch, batch, cost in points:
+        assert cost == pytest.approx(truth.costs[epoch, batch], rel=1e-5)
 
 
 def test_a_second_start_while_training_is_409_and_stop_ends_the_run(client):
@@ -464,3 +533,127 @@ def test_a_convolutional_model_is_listed_drawn_and_judged_without_a_server_error
     assert neuron.status_code == 422 and "convolutional" in neuron.json()["detail"]
     judged = client.post("/api/mistakes", json={"model": "tiny-conv.npz"})
     assert judged.status_code == 200 and np.array(judged.json()["matrix"]).shape == (10, 10)
+
+
+# -- the server's own errors and memory (issue 19, item 7) -------------------------------------------------
+
+
+def test_concurrent_uploads_to_one_name_keep_exactly_one(models_dir, tmp_path):
+    import threading
+
+    from nndl.app.web.model_folder import ModelExists, ModelFolder
+
+    folder, uploads = ModelFolder(models_dir), []
+    for i in range(6):
+        save_model(Network([784, 5 + i, 10], seed=i), tmp_path / f"{i}.npz")
+        uploads.append((tmp_path / f"{i}.npz").read_bytes())
+    barrier, outcomes = threading.Barrier(len(uploads)), []
+
+    def upload(data: bytes) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(folder.upload("race.npz", data)["network"]["sizes"])
+        except ModelExists:
+            outcomes.append("409")
+
+    threads = [threading.Thread(target=upload, args=(data,)) for data in uploads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    accepted = [o for o in outcomes if o != "409"]
+    assert len(accepted) == 1 and outcomes.count("409") == len(uploads) - 1
+    assert load_model(models_dir / "race.npz").sizes == accepted[0]  # the file is the one upload that was told 201
+    assert not [p for p in models_dir.iterdir() if p.name.startswith(".")]  # no staging file left behind
+
+
+def test_odd_entries_in_the_models_folder_are_skipped_not_fatal(client, models_dir, tmp_path):
+    (models_dir / "dangling.npz").symlink_to(tmp_path / "nowhere.npz")
+    (models_dir / "elsewhere.npz").symlink_to(models_dir / "digits.npz")
+    (models_dir / "folder.npz").mkdir()
+    os.mkfifo(models_dir / "pipe.npz")
+    (models_dir / "notes.txt").write_text("not a model")
+    listed = client.get("/api/models")
+    assert listed.status_code == 200
+    assert sorted(m["name"] for m in listed.json()["models"]) == ["broken.npz", "digits.npz", "small.npz"]
+
+
+def test_the_model_cache_is_capped_least_recently_used_first(models_dir, monkeypatch):
+    from nndl.app.web import model_folder
+
+    monkeypatch.setattr(model_folder, "MAX_CACHED_MODELS", 3)
+    for i in range(6):
+        save_model(Network([784, 10, 10], seed=i), models_dir / f"m{i}.npz")
+    folder = model_folder.ModelFolder(models_dir)
+    for i in range(6):
+        folder.load(f"m{i}.npz")
+        folder.load("m0.npz")  # used again and again: it stays
+    assert list(folder.loaded) == ["m4.npz", "m5.npz", "m0.npz"]
+    monkeypatch.setattr(model_folder, "MAX_CACHED_BYTES", 1)
+    folder.load("m1.npz")
+    assert list(folder.loaded) == ["m1.npz"]  # over the byte cap only the model in use is kept
+
+
+def test_only_the_latest_runs_training_data_stays_in_memory(client):
+    server = client.app.state.server
+    for size in (100, 200, 300):
+        assert client.post("/api/train", json={**SHORT_RUN, "train_size": size}).status_code == 202
+        events_until_end(client)
+        assert [len(mnist.training) for mnist in server.cache.loaded.values()] == [size]
+    assert client.post("/api/train", json={**SHORT_RUN, "train_size": 10**9}).status_code == 422
+    assert [len(mnist.training) for mnist in server.cache.loaded.values()] == [300]
+
+
+def test_a_busy_port_is_one_line_naming_the_port_and_the_option(tmp_path, capsys):
+    import socket
+
+    from nndl.app.cli import main
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        assert main(["serve", "--port", str(port), "--models", str(tmp_path)]) == 2
+    finally:
+        busy.close()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"port {port}" in err and "--port" in err and "Errno" not in err
+
+
+def test_clients_that_go_away_mid_stream_leave_no_traceback(tmp_path, data_dir):
+    """A real nndl serve: pages that close their event stream at any moment, and pages resuming past the end."""
+    import re
+    import socket
+    import subprocess
+    import sys
+
+    server = subprocess.Popen([sys.executable, "-m", "nndl", "serve", "--port", "0", "--models", str(tmp_path),
+                               "--data", data_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r":(\d+)/", server.stdout.readline()).group(1))
+
+        def request(text: str, read: int) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=STEP_TIMEOUT) as connection:
+                connection.sendall(text.encode())
+                received = b""
+                while len(received) < read:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                return received  # closed with a reset, as a killed browser tab does
+
+        body = json.dumps({**SHORT_RUN, "epochs": 100, "train_size": 5000})
+        started = request(f"POST /api/train HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n{body}", 10)
+        assert b" 202 " in started
+        for read in (1, 200, 5000, 20000, 60000):
+            assert request("GET /api/train/events HTTP/1.1\r\nHost: x\r\n\r\n", read).startswith(b"HTTP/1.1 200")
+        stopped = request("POST /api/train/stop HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 10)
+        assert b" 200 " in stopped
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=STEP_TIMEOUT)
+    assert "Traceback" not in err and "Error" not in err, err

@@ -7,7 +7,9 @@ when the command runs.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 from typing import Any
 
 from ...errors import ConfigError
@@ -26,13 +28,34 @@ def run_serve(args: argparse.Namespace) -> int:
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
     server = uvicorn.Server(config)
     config.load()
-    sockets = [config.bind_socket()]
+    sockets = [listen(args.host, args.port)]
     host, port = sockets[0].getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"nndl serve: the page is at http://{shown}:{port}/  (models in {app.state.server.models.folder}; "
           "Ctrl-C stops)", flush=True)
     server.run(sockets=sockets)
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host``:``port``; a port in use or an address not on this computer is one line."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.socket(family, socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(f"--host {host}: not an address of this computer ({exc}); the default is 127.0.0.1") from None
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart at once after a stop
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is already in use (another nndl serve?): stop that program "
+                              f"or choose another port with --port N (--port 0 picks a free one)") from None
+        raise ConfigError(f"cannot listen on {host} port {port} ({exc.strerror or exc}): choose another --host "
+                          "or --port") from None
+    return listener
 
 
 def register(commands: Any) -> None:

@@ -2,19 +2,25 @@
 
 :class:`LiveRun` is a :class:`~nndl.callbacks.Callback` handed to
 :func:`nndl.runs.runner.run_spec`, which runs in a thread of its own so the
-server keeps answering the Draw tab. The callback records what the page draws
-as a list of events (the server streams them as server-sent events, replaying
-from the start for a page that joins late): the mini-batch cost, each epoch's
-record, the first hidden neurons' weight images, state changes, and a final
-``end``. It pauses by blocking in ``on_batch_end`` (waking often, so a stop
+server keeps answering the Draw tab. The run is kept as *state*, not as a log to
+replay: what the page draws (the begin record, the mini-batch costs thinned to a
+bounded number of points, each epoch's record, the latest weight images, where
+the run stands, how it ended) is one :meth:`LiveRun.snapshot` that a page
+joining late (a reload, a second tab, a phone) gets in one message. After it,
+the page hears each new event (a mini-batch cost, an epoch, weights, a state
+change, the final ``end``); the last few hundred are kept, numbered, so a
+dropped connection resumes where it broke off. Memory stays bounded however
+long the run. It pauses by blocking in ``on_batch_end`` (waking often, so a stop
 still gets through), releases one more mini-batch or epoch on request, and stops
 a run nobody has watched for ``abandon_after`` seconds.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
+import uuid
 from typing import Any
 
 import numpy as np
@@ -28,19 +34,30 @@ from ...training import TrainingRun, epoch_order
 from ..reporting import finite_or_none
 from .digits import rounded
 
-COST_EVERY = 5  # the mini-batch cost is measured on every 5th mini-batch: about 4% of a step's work ...
+COST_EVERY = 10  # the mini-batch cost is measured on every 10th mini-batch: about 3% of a step's work ...
 MAX_COST_POINTS = 200  # ... and at most 200 times per epoch
+MAX_POINTS = 4000  # mini-batch costs a snapshot keeps: beyond, every other one is dropped (the curve's shape stays)
+RECENT_EVENTS = 400  # numbered events kept for a page resuming after a dropped connection
 WEIGHT_IMAGES = 16  # hidden neurons whose weight images the page shows
 WEIGHTS_EVERY = 1.0  # seconds between weight-image updates
 PAUSE_POLL = 0.1  # seconds a paused run sleeps between looks at stop requests and watchers
+ENDED = ("finished", "stopped", "failed")
 
 
 class LiveRun(Callback):
-    """A run the page started: its events so far, its state, and the controls pause, step, resume and stop."""
+    """A run the page started: its state, its recent events, and the controls pause, step, resume and stop."""
 
-    def __init__(self, spec: RunSpec, cache: DataCache, abandon_after: float = 60.0):
-        self.spec, self.cache, self.abandon_after = spec, cache, abandon_after
-        self.events: list[dict[str, Any]] = []
+    def __init__(self, spec: RunSpec, cache: DataCache, abandon_after: float = 60.0, on_end: Any = None):
+        self.spec, self.cache, self.abandon_after, self.on_end = spec, cache, abandon_after, on_end
+        self.id = uuid.uuid4().hex[:12]  # event ids name the run, so a resumed stream never mixes two runs
+        self.lock = threading.Lock()  # the training thread writes the state; streams read it
+        self.seq = 0  # the number of the last event
+        self.recent: collections.deque[tuple[int, str, dict[str, Any]]] = collections.deque(maxlen=RECENT_EVENTS)
+        self.begin: dict[str, Any] | None = None
+        self.points: list[list[float]] = []  # [epoch, mini-batch, cost]
+        self.epochs: list[dict[str, Any]] = []
+        self.weights: dict[str, Any] | None = None
+        self.end: dict[str, Any] | None = None
         self.state = "starting"
         self.go = threading.Event()  # set: train; clear: paused
         self.go.set()
@@ -50,6 +67,9 @@ class LiveRun(Callback):
         self.result: RunResult | None = None
         self.watchers, self.last_watched = 0, time.monotonic()
         self.thread = threading.Thread(target=self.train, name="nndl-web-training", daemon=True)
+
+    def __repr__(self) -> str:
+        return f"LiveRun({self.id}, {self.state}, at {self.position()}, {self.seq} events)"
 
     # -- the thread ---------------------------------------------------------------------
 
@@ -70,13 +90,59 @@ class LiveRun(Callback):
         except Exception as exc:  # the page must hear that the run died, whatever killed it
             error = f"training failed: {type(exc).__name__}: {exc}"
         summary = self.result.summary if self.result else {}
-        self.state = "failed" if error else "stopped" if self.stop_reason or summary.get("interrupted") else "finished"
-        self.emit("end", {"state": self.state, "error": error or summary.get("diverged"), "reason": self.stop_reason,
+        state = "failed" if error else "stopped" if self.stop_reason or summary.get("interrupted") else "finished"
+        if self.on_end is not None and state != "failed":
+            error = self.on_end(self) or error  # e.g. the page's quick model, saved into the models folder
+        self.emit("end", {"state": state, "error": error or summary.get("diverged"), "reason": self.stop_reason,
                           **{k: summary.get(k) for k in ("best", "final", "seconds", "interrupted")}})
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
-        """Record an event for every page watching, now or later."""
-        self.events.append({"event": event, "data": finite_or_none(data)})
+        """Fold an event into the run's state and number it for the pages watching."""
+        data = finite_or_none(data)
+        with self.lock:
+            if event == "begin":
+                self.begin = data
+            elif event == "batch":
+                self.points.append([data["epoch"], data["batch"], data["cost"]])
+                if len(self.points) > MAX_POINTS:
+                    self.points = self.points[::2]
+            elif event == "epoch":
+                self.epochs.append(data)
+            elif event == "weights":
+                self.weights = data
+            elif event == "end":
+                self.end = data
+            self.state = data["state"] if "state" in data else self.state
+            self.seq += 1
+            self.recent.append((self.seq, event, data))
+
+    # -- what a page reads ----------------------------------------------------------------
+
+    def position(self) -> dict[str, int]:
+        """Where the run stands: the epoch it is in (counted from 0, as ``nndl train`` prints) and mini-batches done."""
+        run = self.run
+        return {"epoch": run.epoch if run else 0, "batch": run.batch if run else 0}
+
+    def snapshot(self) -> tuple[int, dict[str, Any]]:
+        """Everything the page draws, in one message, and the number of the last event it includes."""
+        with self.lock:
+            return self.seq, {"run": self.id, "state": self.state, "reason": self.stop_reason, **self.position(),
+                              "begin": self.begin, "points": list(self.points), "epochs": list(self.epochs),
+                              "weights": self.weights, "end": self.end}
+
+    def events_after(self, seq: int) -> list[tuple[int, str, dict[str, Any]]] | None:
+        """The events numbered after ``seq``, or None when some of them are no longer kept (send a snapshot)."""
+        with self.lock:
+            if seq >= self.seq:
+                return []
+            if not self.recent or self.recent[0][0] > seq + 1:
+                return None
+            return [e for e in self.recent if e[0] > seq]
+
+    def status(self) -> dict[str, Any]:
+        """Where the run stands, for a page that asks rather than listens."""
+        return {"run": self.id, "state": self.state, **self.position(),
+                "n_batches": self.run.n_batches if self.run else None, "events": self.seq, "reason": self.stop_reason}
 
     # -- watchers (open event streams) ----------------------------------------------------
 
@@ -88,7 +154,7 @@ class LiveRun(Callback):
     def abandoned(self) -> bool:
         return self.watchers <= 0 and time.monotonic() - self.last_watched > self.abandon_after
 
-    # -- controls, called from the server's event loop ----------------------------------
+    # -- controls, called from the server ------------------------------------------------
 
     def pause(self) -> None:
         self.pending = None
@@ -112,14 +178,15 @@ class LiveRun(Callback):
     # -- the callback hooks, called in the training thread --------------------------------
 
     def on_train_begin(self, run: TrainingRun) -> None:
-        self.run, self.state = run, "running"
+        self.run = run
         if self.stop_reason:
             run.request_stop()
         self.training = self.cache.get(self.spec.data).training  # the images run_spec trains on (cached)
         self.targets = np.eye(run.network.sizes[-1], dtype=run.network.dtype)
         self.cost_every = max(COST_EVERY, run.n_batches // MAX_COST_POINTS)
         self.weights_sent = 0.0
-        self.emit("begin", {"spec": self.spec.flat(), "seed": run.seed, "sizes": run.network.sizes,
+        self.emit("begin", {"state": "running", "spec": self.spec.flat(), "seed": run.seed, "sizes": run.network.sizes,
+                            "layers": [layer.kind for layer in run.network.layers],
                             "n_train": len(self.training), "n_batches": run.n_batches, "epochs": run.config.epochs,
                             "cost_every": self.cost_every, "evaluate_on": self.spec.data.evaluate_on})
         self.emit_weights(run)
@@ -163,7 +230,7 @@ class LiveRun(Callback):
         """The first hidden neurons' incoming weights, as images the page redraws while training."""
         network = run.network
         side = int(round(network.sizes[0] ** 0.5))
-        if network.num_layers < 3 or side * side != network.sizes[0]:
+        if network.num_layers < 3 or not network.is_dense or side * side != network.sizes[0]:
             return
         weights = network.weights[0][:WEIGHT_IMAGES]
         self.weights_sent = time.monotonic()
@@ -173,18 +240,10 @@ class LiveRun(Callback):
     def wait_while_paused(self, run: TrainingRun) -> None:
         """Block while paused, waking every PAUSE_POLL seconds for a stop or an abandoned page."""
         if not self.go.is_set():
-            self.state = "paused"
             self.emit("state", {"state": "paused", "epoch": run.epoch, "batch": run.batch})
             while not self.go.wait(PAUSE_POLL):
                 if self.abandoned():
                     self.stop(f"no page watched the run for {self.abandon_after:g} s")
-            self.state = "running"
             self.emit("state", {"state": "running", "epoch": run.epoch, "batch": run.batch})
         elif self.abandoned():
             self.stop(f"no page watched the run for {self.abandon_after:g} s")
-
-    def status(self) -> dict[str, Any]:
-        """Where the run stands, for a page that asks rather than listens."""
-        run = self.run
-        return {"state": self.state, "epoch": run.epoch if run else 0, "batch": run.batch if run else 0,
-                "n_batches": run.n_batches if run else None, "events": len(self.events), "reason": self.stop_reason}

@@ -4,11 +4,15 @@ A name must match ``^[A-Za-z0-9._-]+\\.(npz|json)$``: no slash, so no path can
 leave the folder. Files are read with :func:`nndl.files.models.load_model`
 (``allow_pickle=False``; the book's network2 JSON is parsed, never evaluated)
 and kept in memory until they change on disk, so reading a drawing does not
-reload the model every stroke.
+reload the model every stroke; the cache holds at most MAX_CACHED_MODELS models
+and MAX_CACHED_BYTES of parameters, the least recently used going first. A new
+file appears under its name with a hard link, which fails if the name is taken:
+two uploads to one name never replace each other.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 import threading
@@ -28,6 +32,8 @@ NAME = re.compile(MODEL_NAME_PATTERN)
 
 
 MAX_PARAMETERS = 20_000_000  # [784, 1000, 1000, 1000, 10] has 2.8 million; refuse files claiming far more
+MAX_CACHED_MODELS = 8  # models kept in memory after use ...
+MAX_CACHED_BYTES = 200_000_000  # ... and their parameters' bytes at most (the one in use always stays)
 
 
 def check_claimed_size(path: Path) -> None:
@@ -69,7 +75,7 @@ class ModelFolder:
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder).resolve()
-        self.loaded: dict[str, tuple[tuple[int, int], Network]] = {}
+        self.loaded: collections.OrderedDict[str, tuple[tuple[int, int], Network]] = collections.OrderedDict()
         self.lock = threading.Lock()
 
     def path(self, name: str) -> Path:
@@ -83,11 +89,11 @@ class ModelFolder:
         return path
 
     def names(self) -> list[str]:
-        """The model files in the folder, sorted by name."""
+        """The model files in the folder, sorted by name (symbolic links, folders and other odd entries skipped)."""
         if not self.folder.is_dir():
             return []
         return sorted(p.name for p in self.folder.iterdir()
-                      if NAME.fullmatch(p.name) and not p.name.startswith(".") and p.is_file())
+                      if NAME.fullmatch(p.name) and not p.name.startswith(".") and p.is_file() and not p.is_symlink())
 
     def load(self, name: str) -> Network:
         """The network in file ``name`` (a ModelFileError if it is missing or not a valid model)."""
@@ -101,13 +107,24 @@ class ModelFolder:
             cached = self.loaded.get(name)
             if cached is None or cached[0] != stamp:
                 cached = self.loaded[name] = (stamp, load_model(path))
+            self.loaded.move_to_end(name)
+            self.evict()
         return cached[1]
+
+    def evict(self) -> None:
+        """Forget the least recently used models beyond the caps (the one just used stays)."""
+        def size(entry: tuple[tuple[int, int], Network]) -> int:
+            return sum(w.nbytes + b.nbytes for w, b in zip(entry[1].weights, entry[1].biases))
+
+        while len(self.loaded) > 1 and (len(self.loaded) > MAX_CACHED_MODELS or
+                                        sum(size(entry) for entry in self.loaded.values()) > MAX_CACHED_BYTES):
+            self.loaded.popitem(last=False)
 
     def describe(self, name: str) -> dict[str, Any]:
         """What the Models tab lists for ``name``: the network's shape and training record, or why it is unusable."""
         try:
             network = self.load(name)
-        except ModelFileError as exc:
+        except NndlError as exc:
             return {"name": name, "valid": False, "error": str(exc)}
         best = network.metadata.get("best") or {}
         return {"name": name, "valid": True, "network": network.describe(), "best": best,
@@ -116,19 +133,35 @@ class ModelFolder:
     def new_path(self, name: str) -> Path:
         """The path for a new model ``name``, refusing to overwrite one."""
         path = self.path(name)
-        if path.exists():
+        if path.exists() or path.is_symlink():
             raise ModelExists(f"{name}: a model of that name is already in the models folder; choose another name")
         self.folder.mkdir(parents=True, exist_ok=True)
         return path
 
+    def staging(self, name: str) -> Path:
+        """A hidden file to write ``name`` into before it appears (the listing skips names starting with '.')."""
+        return self.folder / f".staging-{os.getpid()}-{threading.get_ident()}-{name}"
+
+    def publish(self, staging: Path, path: Path) -> None:
+        """Give the written file ``staging`` its name ``path``, unless another request took the name meanwhile."""
+        try:
+            os.link(staging, path)  # unlike a rename, a link never replaces an existing file
+        except FileExistsError:
+            raise ModelExists(f"{path.name}: a model of that name is already in the models folder; "
+                              "choose another name") from None
+        finally:
+            staging.unlink(missing_ok=True)
+
     def save(self, network: Network, name: str) -> Path:
         """Save ``network`` as a new model file ``name`` (.npz)."""
-        return save_model(network, self.new_path(name))
+        path = self.new_path(name)
+        self.publish(save_model(network, self.staging(name)), path)
+        return path
 
     def upload(self, name: str, data: bytes) -> dict[str, Any]:
         """Store an uploaded model file, checked the way ``nndl evaluate`` checks one; a bad file is not kept."""
         path = self.new_path(name)
-        staging = self.folder / f".upload-{threading.get_ident()}-{name}"
+        staging = self.staging(name)
         write_bytes_atomically(staging, data)
         try:
             check_claimed_size(staging)
@@ -136,5 +169,5 @@ class ModelFolder:
         except NndlError as exc:
             staging.unlink(missing_ok=True)
             raise ModelFileError(str(exc).replace(str(staging), name)) from None
-        os.replace(staging, path)
+        self.publish(staging, path)
         return self.describe(name)

@@ -1,7 +1,7 @@
 """``nndl serve``: a local web page that shows inside the network (FastAPI, served by uvicorn).
 
 The page (``static/``: plain HTML, JS modules and CSS, nothing from a CDN) has
-five tabs: Draw, Train, Mistakes, Learning slowdown and Models. Every number it
+tabs: Draw, Train, Mistakes, Learning slowdown, Universality, Unstable gradients and Models. Every number it
 shows is computed here with the library's own maths. The API:
 
     GET  /api/models                      the models folder
@@ -10,13 +10,16 @@ shows is computed here with the library's own maths. The API:
     POST /api/draw                        preprocess a drawing, feed it forward, costs and BP1-BP4
     POST /api/mistakes, /api/mistakes/cell   confusion matrix, and one cell's digits
     POST /api/slowdown                    one sigmoid neuron learning (chapter 3's first figures)
+    POST /api/unstable                    each hidden layer's speed of learning per epoch (chapter 5)
     GET  /api/presets                     the book's runs
     POST /api/train                       start a run (one at a time: 409 while one trains)
-    GET  /api/train, /api/train/events    its state; its progress as server-sent events
+    GET  /api/train, /api/train/events    its state; the state in one message, then each new event (SSE)
     POST /api/train/{pause,resume,step,stop,save}
 
 Every body is size-capped (413) and validated strictly (422 naming the field);
-model names are plain file names inside the models folder.
+model names are plain file names inside the models folder. Memory is bounded:
+one training dataset at a time, a capped model cache, a capped cache of verdicts,
+a run's state thinned as it grows. A client that goes away is not an error.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
+import json
 import threading
 from pathlib import Path
 from typing import Annotated, Any, AsyncIterator
@@ -32,8 +37,8 @@ from fastapi import Depends, FastAPI, Header, Path as PathParam, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.sse import format_sse_event
 from fastapi.staticfiles import StaticFiles
 
 from ...data.mnist import MNIST, load_mnist
@@ -49,11 +54,15 @@ from .presets import presets
 from .schemas import (MODEL_NAME_PATTERN, AnalyseRequest, CellRequest, MistakesRequest, SaveRequest, SlowdownRequest,
                       StepRequest, TrainSettings)
 from .slowdown import train_one_neuron
+from .unstable import SpeedRequest, speed_run
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 3_000_000  # bytes in any request: a drawing is a few kB
 MAX_UPLOAD = 64_000_000  # bytes in an uploaded model: [784, 1000, 1000, 1000, 10] in float64 is 23 MB
-EVENT_POLL = 0.05  # seconds between looks for new training events
+EVENT_POLL = 0.1  # seconds between looks for new training events
+KEEP_ALIVE = 10.0  # seconds between comments on an idle stream, so proxies and browsers keep it open
+RECONNECT_MS = 1000  # how soon a browser's EventSource tries again after a dropped connection
+MAX_VERDICTS = 8  # models × datasets whose guesses are remembered for the Mistakes tab
 
 ModelNameParam = Annotated[str, PathParam(min_length=5, max_length=100, pattern=MODEL_NAME_PATTERN)]
 
@@ -69,7 +78,7 @@ class Server:
         self.models, self.data, self.abandon_after = ModelFolder(models), data, abandon_after
         self.cache = DataCache()
         self.mnist: MNIST | None = None
-        self.verdicts: dict[tuple[str, int, str], Verdicts] = {}
+        self.verdicts: collections.OrderedDict[tuple[str, int, str], Verdicts] = collections.OrderedDict()
         self.live: LiveRun | None = None
         self.lock = threading.Lock()
 
@@ -84,8 +93,12 @@ class Server:
         network = self.models.load(model)
         key = (model, id(network), dataset)
         if key not in self.verdicts:
-            self.verdicts = {k: v for k, v in self.verdicts.items() if k[0] != model}
+            for old in [k for k in self.verdicts if k[0] == model]:
+                del self.verdicts[old]
             self.verdicts[key] = judge(network, self.dataset(dataset))
+            while len(self.verdicts) > MAX_VERDICTS:
+                self.verdicts.popitem(last=False)
+        self.verdicts.move_to_end(key)
         return self.verdicts[key]
 
     def start(self, settings: TrainSettings) -> LiveRun:
@@ -96,6 +109,7 @@ class Server:
             if self.live is not None and self.live.alive:
                 raise Conflict("a run is already training on this server: stop it (or wait for it to finish) "
                                "before starting another")
+            keep_only(self.cache, spec)  # one training set in memory: the previous run's goes
             self.cache.get(spec.data)  # data problems (a folder without MNIST, too few images) answer 422 now
             self.live = LiveRun(spec, self.cache, self.abandon_after)
             self.live.start()
@@ -111,6 +125,61 @@ class Server:
         if not live.alive:
             raise Conflict(f"the run has ended ({live.state}); start a new one")
         return live
+
+
+def keep_only(cache: DataCache, spec: RunSpec) -> None:
+    """Drop every dataset from ``cache`` but the one ``spec`` trains on (each may be 50-200 MB)."""
+    cache.get(spec.data)  # loaded first: a refused data section leaves the old data in place
+    key = next(key for key, value in cache.loaded.items() if value is cache.get(spec.data))
+    cache.loaded = {key: cache.loaded[key]}
+
+
+def sse(event: str | None = None, data: Any = None, id: str | None = None, **fields: Any) -> bytes:
+    """One server-sent event, its data as JSON."""
+    return format_sse_event(data_str=None if data is None else json.dumps(finite_or_none(jsonable_encoder(data))),
+                            event=event, id=id, **fields)
+
+
+def resume_point(live: LiveRun, last_event_id: str | None) -> int | None:
+    """The event number a reconnecting page last saw of this run (from Last-Event-ID 'run:number'), else None."""
+    run, _, number = (last_event_id or "").partition(":")
+    if run != live.id or not (number.isascii() and number.isdigit()) or len(number) > 12:
+        return None
+    if int(number) > live.seq and live.end is None:  # beyond what this run has said: start afresh
+        return None
+    return int(number)
+
+
+async def run_events(live: LiveRun, last_event_id: str | None) -> AsyncIterator[bytes]:
+    """The run's state in one 'snapshot' event (or the events a resuming page missed), then each new event.
+
+    The stream ends after the run's 'end' event: at once for a run that has
+    ended, also for a page resuming at or past its end; and when the client
+    goes away (Starlette cancels the stream then).
+    """
+    seq = resume_point(live, last_event_id)
+    yield sse(retry=RECONNECT_MS, comment="nndl training events")
+    quiet = 0.0
+    while True:
+        events = None if seq is None else live.events_after(seq)
+        if events is None:  # a new page, or one that missed more than the server keeps
+            seq, snapshot = live.snapshot()
+            yield sse("snapshot", snapshot, f"{live.id}:{seq}")
+            if snapshot["end"] is not None:
+                yield sse("end", snapshot["end"], f"{live.id}:{seq}")
+                return
+            continue
+        for seq, event, data in events:
+            yield sse(event, data, f"{live.id}:{seq}")
+        if live.end is not None and seq >= live.seq:  # the run has ended and this page has heard all of it
+            if not events:
+                yield sse("end", live.end, f"{live.id}:{seq}")
+            return
+        quiet = 0.0 if events else quiet + EVENT_POLL
+        if quiet >= KEEP_ALIVE:
+            quiet = 0.0
+            yield sse(comment="still training")
+        await asyncio.sleep(EVENT_POLL)
 
 
 def decode_png(text: str) -> bytes:
@@ -187,6 +256,10 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
     def slowdown(request: SlowdownRequest) -> dict[str, Any]:
         return finite_or_none(train_one_neuron(request.cost, request.w, request.b, request.eta, request.epochs))
 
+    @app.post("/api/unstable")
+    def unstable(request: SpeedRequest) -> dict[str, Any]:
+        return finite_or_none(speed_run(request, server.cache, server.data))
+
     # -- training ----------------------------------------------------------------------------
 
     @app.get("/api/presets")
@@ -236,22 +309,20 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
         server.models.save(network, request.name)
         return server.models.describe(request.name)
 
-    @app.get("/api/train/events", response_class=EventSourceResponse)
-    async def training_events(last_event_id: Annotated[str | None, Header()] = None,
-                              live: LiveRun = Depends(server.current)) -> AsyncIterator[ServerSentEvent]:
-        """The run's events from the start (or after Last-Event-ID); a final 'end' event closes the stream."""
-        position = int(last_event_id) + 1 if last_event_id and last_event_id.isascii() and last_event_id.isdigit() else 0
-        live.watched(joining=True)
-        try:
-            while True:
-                events = live.events[position:]
-                for offset, event in enumerate(events):
-                    yield ServerSentEvent(event=event["event"], data=event["data"], id=str(position + offset))
-                position += len(events)
-                if events and events[-1]["event"] == "end":
-                    return
-                await asyncio.sleep(EVENT_POLL)
-        finally:
-            live.watched(joining=False)
+    @app.get("/api/train/events", response_class=StreamingResponse,
+             responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}})
+    async def training_events(last_event_id: Annotated[str | None, Header(max_length=100)] = None,
+                              live: LiveRun = Depends(server.current)) -> StreamingResponse:
+        """The run's state as one 'snapshot' event, then its events as they happen; a final 'end' closes the stream."""
+        async def watched() -> AsyncIterator[bytes]:
+            live.watched(joining=True)
+            try:
+                async for chunk in run_events(live, last_event_id):
+                    yield chunk
+            finally:
+                live.watched(joining=False)
+
+        return StreamingResponse(watched(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return app
