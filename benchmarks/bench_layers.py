@@ -39,7 +39,7 @@ from typing import Callable
 
 import numpy as np
 
-from nndl.data.mnist import Dataset, load_mnist
+from nndl.data.mnist import Dataset, load_mnist, resolve_data_dir
 from nndl.network import Network
 from nndl.runs.blas import blas_threads
 from nndl.training import TrainingConfig, train
@@ -194,8 +194,10 @@ def dense_part(against: str, reps: int, images: int) -> None:
         try:
             trees = {"this tree": REPO / "src", against: Path(folder) / "src"}
 
+            data = resolve_data_dir()  # the worktree has no ../shared beside it
+
             def timer(src: Path, hidden: int) -> Callable[[], float]:
-                env = {**os.environ, "PYTHONPATH": str(src)}
+                env = {**os.environ, "PYTHONPATH": str(src), "NNDL_DATA": str(data)}
                 return lambda: float(subprocess.run([sys.executable, "-c", DENSE_TIMER, str(hidden), str(images)],
                                                     env=env, capture_output=True, text=True, check=True).stdout)
 

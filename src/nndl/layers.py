@@ -46,6 +46,7 @@ class Layer:
     """One stage of a network: z from the activations below, then a = σ(z) (no σ when ``activation`` is None)."""
 
     kind = "layer"
+    has_parameters = True  # weights and biases; max-pooling has none
     w: np.ndarray | None = None
     b: np.ndarray | None = None
 
@@ -57,9 +58,6 @@ class Layer:
         """Neurons in this layer (its output's size)."""
         return math.prod(self.output_shape)
 
-    @property
-    def has_parameters(self) -> bool:
-        return self.weight_shape() is not None
 
     def weight_shape(self) -> Shape | None:
         """The shape of ``w`` (its first axis is the bias count); None for a layer without parameters."""
@@ -84,7 +82,8 @@ class Layer:
 
     def delta(self, error: np.ndarray, z: np.ndarray, a: np.ndarray) -> np.ndarray:
         """BP2's last factor, in the layer itself: δ^l = (∂C/∂a^l) ⊙ σ'(z^l)."""
-        error = error.reshape(z.shape)
+        if error.shape != z.shape:
+            error = error.reshape(z.shape)  # from a fully connected layer above: columns back into maps
         return error if self.activation is None else error * self.activation.prime(z, a)
 
     def error_below(self, delta: np.ndarray, kept: Any) -> np.ndarray:
@@ -98,6 +97,11 @@ class Layer:
     def __repr__(self) -> str:
         sigma = f", {self.activation.name}" if self.activation is not None else ""
         return f"{type(self).__name__}({'×'.join(map(str, self.input_shape))} → {'×'.join(map(str, self.output_shape))}{sigma})"
+
+
+def columns(a: np.ndarray) -> np.ndarray:
+    """Activations as one column per example: a stack of maps (C, H, W, m) flattened to (C·H·W, m), free."""
+    return a if a.ndim == 2 else a.reshape(-1, a.shape[-1])
 
 
 class FullyConnected(Layer):
@@ -114,14 +118,16 @@ class FullyConnected(Layer):
 
     def forward(self, a: np.ndarray, input_scale: float | None = None) -> tuple[np.ndarray, None]:
         w = self.w if input_scale is None else self.w * input_scale  # dropout at evaluation: weights × (1 − p)
-        return np.dot(w, a.reshape(self.n_in, -1)) + self.b, None  # z^l = w^l a^(l−1) + b^l   (eq. 25)
+        z = np.dot(w, columns(a))
+        z += self.b  # z^l = w^l a^(l−1) + b^l   (eq. 25)
+        return z, None
 
     def error_below(self, delta: np.ndarray, kept: None) -> np.ndarray:
         return np.dot(self.w.T, delta)  # (w^l)ᵀ δ^l   (BP2)
 
     def gradients(self, delta: np.ndarray, a_below: np.ndarray, kept: None) -> tuple[np.ndarray, np.ndarray]:
         nabla_b = np.add.reduce(delta, axis=1, keepdims=True)  # BP3: ∂C/∂b^l_j = δ^l_j
-        nabla_w = np.dot(delta, a_below.reshape(self.n_in, -1).T)  # BP4: ∂C/∂w^l_jk = a^(l−1)_k δ^l_j
+        nabla_w = np.dot(delta, columns(a_below).T)  # BP4: ∂C/∂w^l_jk = a^(l−1)_k δ^l_j
         return nabla_b, nabla_w
 
 
@@ -165,6 +171,7 @@ class MaxPooling(Layer):
     """Each P×P window (non-overlapping) of every map is replaced by its largest value; no parameters."""
 
     kind = "pool"
+    has_parameters = False
 
     def __init__(self, input_shape: Shape, p: int, activation: Activation | None):
         c, h, w = input_shape

@@ -23,7 +23,7 @@ import numpy as np
 from .activations import Activation, get_activation
 from .costs import Cost, get_cost
 from .errors import ConfigError
-from .initializers import get_initializer
+from .initializers import get_initializer, weights_of
 from .layers import Layer, LayerSpec, build_layers, parse_layers, shorthand
 from .pixels import unit_interval
 from .rng import make_rng
@@ -64,7 +64,7 @@ class Network:
     choices are arguments: ``cost`` ("quadratic", "cross-entropy",
     "log-likelihood"), the hidden ``activation`` ("sigmoid", "tanh", "relu"),
     the ``output_activation`` ("sigmoid", or "softmax", the default for the
-    log-likelihood cost), ``init`` ("large", "normalized", "he") and
+    log-likelihood cost), ``init`` ("large", "normalized", "he", "network3") and
     ``dropout``, the fraction p of the neurons feeding each fully connected
     layer that are removed for each mini-batch in training. ``seed`` makes the
     initial weights reproducible; ``dtype`` is float32 (fast) or float64.
@@ -107,6 +107,7 @@ class Network:
         self.layers: list[Layer] = build_layers(specs, input_shape, self.activation, conv_activation)
         self.layers[-1].activation = self.output_activation
         check_size(self.layers)
+        self.parameter_layers = [layer for layer in self.layers if layer.has_parameters]  # all but max-pooling
         self.input_shape = input_shape
         self.sizes = [math.prod(input_shape)] + [layer.size for layer in self.layers]
         self.num_layers = len(self.sizes)
@@ -119,18 +120,12 @@ class Network:
         self.dropout = float(dropout)
         self.init = init
         self.dtype = check_dtype(dtype)
-        shapes = [layer.weight_shape() for layer in self.parameter_layers]
-        biases, weights = get_initializer(init)(shapes, make_rng(seed, "init"), self.dtype)
+        biases, weights = get_initializer(init)(weights_of(self.layers), make_rng(seed, "init"), self.dtype)
         for layer, w, b in zip(self.parameter_layers, weights, biases):
             layer.w, layer.b = w, b
         self.metadata: dict[str, Any] = {}
 
     # -- the book's objects ---------------------------------------------------------------
-
-    @property
-    def parameter_layers(self) -> list[Layer]:
-        """The layers with weights and biases (every layer but max-pooling)."""
-        return [layer for layer in self.layers if layer.weight_shape() is not None]
 
     @property
     def weights(self) -> list[np.ndarray]:
