@@ -48,6 +48,7 @@ class Mutation:
 
 
 NETWORK_TESTS = ("tests/test_network.py", "tests/test_update_rule.py")
+CONV_TESTS = ("tests/test_layers.py", "tests/test_network.py", "-k", "conv or pool or ties or gradient")
 CHAPTER3_TESTS = ("tests/test_chapter3.py", "-k", "not learns")
 
 MUTATIONS = [
@@ -88,6 +89,24 @@ MUTATIONS = [
              "delta *= masks[l].reshape(*layer.output_shape, 1)  # a deleted neuron has no error to pass back",
              "pass  # a deleted neuron has no error to pass back",
              "dropout: neurons deleted for the mini-batch still pass error back", NETWORK_TESTS),
+    Mutation("conv-kernel-not-flipped-back", "src/nndl/convolution.py",
+             "grad[:, i : i + h_out, j : j + w_out] += received[:, i, j]",
+             "grad[:, i : i + h_out, j : j + w_out] += received[:, j, i]",
+             "δ passed back through a convolution with the kernel transposed instead of flipped",
+             CONV_TESTS),
+    Mutation("conv-bias-gradient-one-example", "src/nndl/convolution.py",
+             "return np.add.reduce(delta.reshape(delta.shape[0], -1), axis=1, keepdims=True)",
+             "return np.add.reduce(delta[..., :1].reshape(delta.shape[0], -1), axis=1, keepdims=True)",
+             "a shared bias's gradient summed over the first example only", CONV_TESTS),
+    Mutation("pool-ties-to-the-last", "src/nndl/convolution.py",
+             "larger = np.greater(candidate, largest).view(np.uint8)",
+             "larger = np.greater_equal(candidate, largest).view(np.uint8)",
+             "max-pooling ties routed to the last maximum, not the first", CONV_TESTS),
+    Mutation("conv-dropout-thins-kernels", "src/nndl/optimizer.py",
+             'own = masks[l] if layer.kind == "full" and l < len(masks) else None',
+             "own = masks[l] if l < len(masks) else None",
+             "dropout freezes the convolutional maps whose (flattened) units it deleted",
+             ("tests/test_layers.py", "-k", "dropout")),
     Mutation("dropout-evaluation-scale", "src/nndl/network.py",
              "scale = 1.0 - self.dropout if masks", "scale = 1.0 / (1.0 - self.dropout) if masks",
              "at evaluation a dropout network's weights divided by (1 − p) instead of multiplied",

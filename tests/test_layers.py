@@ -97,6 +97,25 @@ def test_matrix_backprop_equals_the_per_example_loop_for_a_conv_net_with_dropout
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
 
 
+def test_dropout_never_freezes_a_convolutional_layers_kernels():
+    """A conv layer feeding a fully connected one: dropout thins its units, but every kernel still learns."""
+    from nndl.optimizer import SGD
+
+    rng = np.random.default_rng(6)
+    net = Network(layers="conv3x3,full5", input_shape=(1, 6, 6), outputs=3, dropout=0.5, init="normalized", seed=7,
+                  dtype=np.float64)
+    x, y = random_batch(net, 4, rng)
+    masks = net.draw_dropout_masks(rng)
+    assert masks[0] is not None and masks[0].shape == (3 * 4 * 4, 1)  # the conv layer's units are thinned
+    before = [p.copy() for p in net.parameters()]
+    nabla_b, nabla_w = net.backprop(x, y, masks)
+    SGD(net, 0.5, 100).step(net, nabla_b, nabla_w, 4, masks)
+    np.testing.assert_allclose(net.weights[0], before[0] - 0.5 / 4 * nabla_w[0], rtol=1e-12)
+    np.testing.assert_allclose(net.biases[0], before[3] - 0.5 / 4 * nabla_b[0], rtol=1e-12)
+    deleted = masks[1][:, 0] == 0
+    np.testing.assert_array_equal(net.weights[1][deleted], before[1][deleted])  # deleted full neurons stay
+
+
 torch = pytest.importorskip("torch")
 
 
