@@ -108,10 +108,15 @@ class Monitor:
     cost: bool = False
 
 
+def ensemble_guesses(networks: list[Network], images: np.ndarray) -> np.ndarray:
+    """The digit several networks voting together give each image (rows): the argmax of their mean output."""
+    outputs = sum(network.output_rows(images).astype(np.float64) for network in networks)
+    return np.argmax(outputs, axis=1)
+
+
 def ensemble_accuracy(networks: list[Network], dataset: LabelledData) -> dict[str, Any]:
-    """The accuracy of several networks voting together: each image's digit is the argmax of their mean output."""
-    outputs = sum(network.output_rows(dataset.images).astype(np.float64) for network in networks)
-    correct = int(np.sum(np.argmax(outputs, axis=1) == dataset.labels))
+    """The accuracy of several networks voting together (:func:`ensemble_guesses`)."""
+    correct = int(np.sum(ensemble_guesses(networks, dataset.images) == dataset.labels))
     return {"accuracy": correct / max(len(dataset), 1), "correct": correct, "total": len(dataset)}
 
 

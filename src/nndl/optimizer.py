@@ -8,7 +8,9 @@ With momentum μ > 0 each parameter has a velocity (chapter 3, eq. 107-108)::
 
     v → μ v − η ∇C        w → w + v
 
-where ∇C = (1/m) Σ_x ∂C_x/∂w + the regularisation gradient. With dropout, only
+where ∇C = (1/m) Σ_x ∂C_x/∂w + the regularisation gradient. The L2 term's n is
+the training-set size, or network3.py's number of mini-batches n/m
+(:class:`~nndl.regularization.Regularization`'s ``l2_scale``). With dropout, only
 the weights and biases of the neurons kept for this mini-batch change.
 """
 

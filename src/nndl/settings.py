@@ -41,6 +41,11 @@ def setting(default: Any, help: str, *, kind: str, choices: Sequence[str] | None
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def option_flag(field: dataclasses.Field) -> str:
+    """A setting's command-line option: its declared ``flag``, else --field-name."""
+    return field.metadata["flag"] or "--" + field.name.replace("_", "-")
+
+
 def describe_range(meta: dict[str, Any]) -> str:
     """'from 1', 'in [0, 1)', 'one of a, b' ... for messages."""
     if meta["choices"]:

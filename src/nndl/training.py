@@ -27,7 +27,7 @@ from .errors import ConfigError
 from .metrics import History, Monitor, evaluate
 from .network import Network
 from .optimizer import SGD
-from .regularization import Regularization
+from .regularization import L2_SCALES, Regularization
 from .rng import make_rng
 from .settings import check_fields, setting
 
@@ -45,6 +45,9 @@ class TrainingConfig:
     eta: float = setting(3.0, "learning rate η", kind="float", above=0.0, metavar="η")
     lmbda: float = setting(0.0, "L2 regularisation (weight decay) λ, scaled by the training-set size n", kind="float",
                            minimum=0.0, metavar="λ")
+    l2_scale: str = setting("training-set", "what the L2 term is divided by: training-set = (λ/2n) Σw² as "
+                            "network2.py (chapter 3), mini-batches = (λ/2) Σw² / (n/m mini-batches) as network3.py "
+                            "(chapter 6: m times the decay at the same λ)", kind="str", choices=L2_SCALES)
     l1: float = setting(0.0, "L1 regularisation λ₁, scaled by n", kind="float", minimum=0.0, metavar="λ1")
     momentum: float = setting(0.0, "momentum coefficient μ; 0 is plain SGD", kind="float", minimum=0.0, below=1.0,
                               metavar="μ")
@@ -59,7 +62,7 @@ class TrainingConfig:
 
     @property
     def regularization(self) -> Regularization:
-        return Regularization(l2=self.lmbda, l1=self.l1)
+        return Regularization(l2=self.lmbda, l1=self.l1, l2_scale=self.l2_scale, mini_batch_size=self.mini_batch_size)
 
 
 class TrainingData(Protocol):

@@ -70,7 +70,8 @@ class NetworkSpec:
                                             "log-likelihood, else sigmoid)", kind="str", choices=OUTPUT_ACTIVATIONS,
                                             optional=True)
     init: str = setting("large", "weight initialisation: large = N(0,1) as network.py, normalized = N(0,1/n_in) as "
-                        "network2.py, he = N(0,2/n_in) for relu", kind="str", choices=tuple(INITIALIZERS))
+                        "network2.py, he = N(0,2/n_in) for relu, network3 = N(0,1/n_out) and a zero softmax layer as "
+                        "network3.py (chapter 6)", kind="str", choices=tuple(INITIALIZERS))
     dropout: float = setting(0.0, "dropout: remove a fraction P of hidden neurons for each mini-batch, e.g. 0.5",
                              kind="float", minimum=0.0, below=1.0, metavar="P")
     dtype: str = setting("float32", "floating-point precision (float32: as accurate, faster)", kind="str",
