@@ -178,3 +178,21 @@ def test_a_small_conv_net_learns_real_mnist_and_beats_a_fully_connected_one(mnis
     conv = run_spec(RunSpec().replace(layers="conv20x5,pool2,full100", **common)).summary["best"]["accuracy"]
     dense = run_spec(RunSpec().replace(hidden=[100], **common)).summary["best"]["accuracy"]
     assert conv >= 0.955 and conv > dense + 0.02, (conv, dense)
+
+
+def test_a_checkpoint_and_a_model_written_before_layers_existed_still_load(tmp_path, monkeypatch):
+    """Files written by nndl before the layers redesign (commit fb68e46): [16, 5, 10] with momentum, on fake
+    4×4 digits; the checkpoint stopped after 2 of 4 epochs. Resumed now, it ends where the old whole run ended."""
+    import shutil
+
+    old = REPO / "tests" / "data"
+    monkeypatch.chdir(tmp_path)
+    write_fake_mnist(tmp_path / "data", n_train=10_300, n_test=50, side=4, seed=3)
+    (tmp_path / "ck").mkdir()
+    shutil.copy(old / "before-layers-checkpoint.npz", tmp_path / "ck" / "checkpoint-000002-000000.npz")
+    spec = RunSpec().replace(source="data", hidden=[5], epochs=4, seed=2, momentum=0.5)
+    resumed = run_spec(spec, checkpoint="ck", resume=True)
+    whole = load_model(old / "before-layers-whole.npz")
+    assert len(resumed.run.history.epochs) == 4 and whole.sizes == [16, 5, 10]
+    for got, want in zip(resumed.network.parameters(), whole.parameters()):
+        np.testing.assert_array_equal(got, want)
