@@ -121,3 +121,28 @@ def plot_history(summary: dict[str, Any], out_dir: str | os.PathLike, stem: str 
             plot_series(series, path, f"{whose[0].upper()}{whose[1:]} per epoch", "epoch", METRIC_LABELS[kind])
             written.append(path)
     return written
+
+
+def plot_mistakes(images: Any, labels: Any, guesses: Any, path: str | os.PathLike, title: str) -> list[tuple[int, int]]:
+    """Digits in a grid like the book's figure of its ensemble's mistakes: each image (side × side, values in
+    [0, 1]) with its true digit at the top right and the guess at the bottom right. Returns the (true, guess)
+    pairs drawn, in order."""
+    plt = pyplot()
+    columns = 11
+    rows = max(1, math.ceil(len(images) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 0.95, rows * 0.9 + 0.8), dpi=100, squeeze=False)
+    pairs = [(int(label), int(guess)) for label, guess in zip(labels, guesses)]
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k < len(pairs):
+            ax.imshow(images[k], cmap="gray_r", vmin=0, vmax=1)
+            ax.text(1.04, 1.0, str(pairs[k][0]), transform=ax.transAxes, ha="left", va="top", fontsize=9,
+                    color="tab:blue")
+            ax.text(1.04, 0.0, str(pairs[k][1]), transform=ax.transAxes, ha="left", va="bottom", fontsize=9,
+                    color="tab:red")
+    figure.suptitle(f"{title}\ntrue digit at the top right (blue), the guess at the bottom right (red)", fontsize=9)
+    figure.tight_layout()
+    with atomic_output(Path(path)) as handle:
+        figure.savefig(handle, format="png")
+    plt.close(figure)
+    return pairs

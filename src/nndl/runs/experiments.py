@@ -14,6 +14,7 @@ check the whole pipeline.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -23,16 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from ..errors import ConfigError
 from ..files.atomic import read_json, write_bytes_atomically
 from ..files.models import load_model, save_model
 from ..files.plots import plot_series
-from ..metrics import Measure
+from ..files.plots import plot_mistakes
+from ..metrics import Measure, ensemble_guesses
+from ..pixels import unit_interval
+from ..settings import option_flag
 from .checkpoint import checkpoint_files
 from .runner import DataCache, kept_scores, run_spec, vote_scores
-from .spec import RunSpec
+from .spec import SECTIONS, RunSpec
 
 HOWS = ("best", "final", "first", "kept", "ensemble", "epoch-of-best", "epoch-of-min")
+MISTAKES_SHOWN = 100  # digits in an ensemble's mistakes figure at most (the book's made 33)
 
 
 def parse_measure(text: str) -> tuple[str, Measure | None]:
@@ -101,7 +108,15 @@ def recorded_datasets(spec: RunSpec) -> dict[str, set[str]]:
 
 @dataclass(frozen=True)
 class Experiment:
-    """A named experiment: runs (label → flat spec settings), report rows and figures."""
+    """A named experiment: runs (label → flat spec settings), report rows and figures.
+
+    ``folder`` is where its runs are kept (default: its name): experiments that
+    share runs share a folder, and a run one of them finished is not run again
+    by the other. The run an ensemble row scores trains ``ensemble_size`` seeds,
+    or more if more are asked for (two in quick form); each ensemble's test
+    mistakes are drawn. ``quick`` settings replace :func:`quick_form`'s where
+    its epochs or images are too many for this experiment.
+    """
 
     name: str
     title: str
@@ -111,6 +126,9 @@ class Experiment:
     figures: tuple[Figure, ...] = ()
     long: bool = False  # left out of `run --all` unless asked: it takes far longer than the rest
     note: str = ""
+    folder: str = ""
+    ensemble_size: int = 0
+    quick: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         specs = self.specs()
@@ -138,12 +156,18 @@ class Experiment:
         """The runs whose finished networks an ensemble row scores together (their models are kept)."""
         return {row.run for row in self.rows if row.measure.startswith("ensemble ")}
 
+    def seeds_of(self, label: str, seeds: int, quick: bool) -> int:
+        """How many seeds run ``label`` trains when ``seeds`` are asked for (an ensemble's run: at least its size)."""
+        if label not in self.ensembles or not self.ensemble_size:
+            return seeds
+        return max(seeds, min(self.ensemble_size, 2) if quick else self.ensemble_size)
+
     def specs(self, quick: bool = False) -> dict[str, RunSpec]:
         """The runs as validated specifications (shortened when ``quick``)."""
         specs = {}
         for label, settings in self.runs.items():
             spec = RunSpec.from_flat(settings, where=f"experiment {self.name!r}, run {label!r}")
-            specs[label] = quick_form(spec) if quick else spec
+            specs[label] = quick_form(spec).replace(**self.quick) if quick else spec
         return specs
 
 
@@ -328,6 +352,108 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 )}
 
 
+# -- chapter 6: the book's table (network3.py) and a faster recipe -----------------------------
+
+# network3.py's conventions: L2 over the number of mini-batches, N(0, 1/n_out) weights and a zero softmax layer
+# (σ after pooling and dropout's (1 − p) at evaluation are nndl's defaults); each run's epoch is chosen on
+# validation and the test set scored at that epoch only
+NETWORK3 = {"cost": "log-likelihood", "init": "network3", "l2_scale": "mini-batches", "mini_batch_size": 10,
+            "epochs": 60, "evaluate_on": "validation", "keep_best": True}
+SIGMOID6 = {**NETWORK3, "eta": 0.1}
+RELU6 = {**NETWORK3, "activation": "relu", "eta": 0.03, "lmbda": 0.1}
+SHIFTED6 = {**RELU6, "expand": "shift-one-pixel"}
+DROPOUT6 = {**SHIFTED6, "lmbda": 0.0, "epochs": 40, "dropout": 0.5}
+CONV1, CONV2 = "conv20x5,pool2", "conv20x5,pool2,conv40x5,pool2"
+# each row of the book's table: experiment → (row, title, {run label: (settings, the book's test accuracy %)})
+CHAPTER6_ROWS = {
+    "chapter6-full100": ("1", "full100, sigmoid, η = 0.1",
+                         {"#1 full100": ({**SIGMOID6, "layers": "full100"}, 97.80)}),
+    "chapter6-conv1": ("2", f"{CONV1},full100, sigmoid, η = 0.1",
+                       {f"#2 {CONV1},full100": ({**SIGMOID6, "layers": f"{CONV1},full100"}, 98.78)}),
+    "chapter6-conv2": ("3", f"{CONV2},full100, sigmoid, η = 0.1",
+                       {f"#3 {CONV2},full100": ({**SIGMOID6, "layers": f"{CONV2},full100"}, 99.06)}),
+    "chapter6-relu": ("4", "#3 with ReLU, η = 0.03, λ = 0.1",
+                      {"#4 ReLU": ({**RELU6, "layers": f"{CONV2},full100"}, 99.23)}),
+    "chapter6-expanded": ("5", "#4 on the 250,000 one-pixel shifts",
+                          {"#5 ReLU, shifted": ({**SHIFTED6, "layers": f"{CONV2},full100"}, 99.37)}),
+    "chapter6-wide": ("6", "#5 with full300 or full1000",
+                      {f"#6 ReLU, shifted, full{n}": ({**SHIFTED6, "layers": f"{CONV2},full{n}"}, book)
+                       for n, book in ((300, 99.46), (1000, 99.43))}),
+    "chapter6-two-full": ("7", "#5 with two fully connected layers of 100, 300 or 1000",
+                          {f"#7 ReLU, shifted, full{n},full{n}": ({**SHIFTED6, "layers": f"{CONV2},full{n},full{n}"},
+                                                                  book)
+                           for n, book in ((100, 99.43), (300, 99.48), (1000, 99.47))}),
+    "chapter6-dropout": ("8-9", "#5 with full1000,full1000 and dropout 0.5, 40 epochs; 5 of them voting",
+                         {"#8 ReLU, shifted, dropout": ({**DROPOUT6, "layers": f"{CONV2},full1000,full1000"},
+                                                        99.60)}),
+}
+ENSEMBLE6 = "#8 ReLU, shifted, dropout"
+CHAPTER6_QUICK = {"epochs": 1, "train_size": 500}  # quick form: one epoch on 500 images (2,500 shifted)
+CHAPTER6_NOTE = (
+    "Every run follows network3.py (`--init network3 --l2-scale mini-batches`): weights N(0, 1/n_out) (n_out = maps "
+    "× K² / pool area for a convolutional layer), biases N(0, 1), the softmax layer starting at zero, the L2 term "
+    "(λ/2) Σw² / (n/m mini-batches), σ after pooling, dropout of the inputs of every fully connected layer and "
+    "the softmax layer, scaled by (1 − p) at evaluation; mini-batches of 10, the log-likelihood cost. Each run's "
+    "epoch is chosen on the validation set and the test set is scored at that epoch only (`--evaluate-on "
+    "validation --keep-best`). The book reports the best of 3 runs; row 8's best is of its 5 seeds, the networks "
+    "row 9 votes with (averaged outputs).")
+
+
+def chapter6_rows(runs: dict[str, tuple[dict[str, Any], float]]) -> tuple[Row, ...]:
+    """For each run: the test accuracy at its best validation epoch (the book's figure), that validation
+    accuracy and its epoch; row 9's ensemble where row 8's run is one of them."""
+    rows = [row for label, (_, book) in runs.items() for row in (
+        Row("test accuracy at the best validation epoch", label, "kept test_accuracy", book),
+        Row("best validation accuracy", label, "best validation_accuracy"),
+        Row("epoch of the best validation accuracy", label, "epoch-of-best validation_accuracy"))]
+    if ENSEMBLE6 in runs:
+        rows += [Row("#9: validation accuracy of 5 networks voting", ENSEMBLE6, "ensemble validation_accuracy"),
+                 Row("#9: test accuracy of 5 networks voting (the book: 33 wrong)", ENSEMBLE6,
+                     "ensemble test_accuracy", 99.67)]
+    return tuple(rows)
+
+
+def chapter6_experiment(name: str, title: str, runs: dict[str, tuple[dict[str, Any], float]], folder: str,
+                        note: str) -> Experiment:
+    """One or more rows of chapter 6's table as an experiment keeping its runs in ``folder``."""
+    return Experiment(name, title, "-", {label: settings for label, (settings, _) in runs.items()},
+                      chapter6_rows(runs),
+                      (Figure(f"{name}-validation", "Validation accuracy per epoch", "validation_accuracy"),),
+                      long=True, note=note, folder=folder, ensemble_size=5 if ENSEMBLE6 in runs else 0,
+                      quick=CHAPTER6_QUICK)
+
+
+def faster(settings: dict[str, Any]) -> dict[str, Any]:
+    """A book row's network trained by the faster recipe (``chapter6-fast``)."""
+    relu = settings.get("activation") == "relu"
+    return {**settings, **FAST, "init": "he" if relu else "normalized", "lmbda": 0.0 if settings.get("dropout")
+            else FAST["lmbda"], "expand": None, "augment": FAST_AUGMENT if settings.get("expand") else None}
+
+
+# the faster recipe: mini-batches of 50 with momentum 0.9 (η scaled to match), nndl's own L2 and initialisation,
+# fresh shifts and rotations each epoch instead of the 250,000-image copy, a cosine schedule over 15 epochs
+FAST = {"mini_batch_size": 50, "eta": 0.015, "momentum": 0.9, "lmbda": 5.0, "l2_scale": "training-set",
+        "epochs": 15, "schedule": "cosine", "decay": 0.01, "workers": 1}
+FAST_AUGMENT = "rotate=8,shift=1.5"
+CHAPTER6_EXPERIMENTS = (
+    *(chapter6_experiment(name, f"Chapter 6, row {row}: {title}", runs, "chapter6", CHAPTER6_NOTE)
+      for name, (row, title, runs) in CHAPTER6_ROWS.items()),
+    chapter6_experiment("chapter6", "Chapter 6: every row of the book's table, with network3.py's conventions",
+                        {label: run for _, _, runs in CHAPTER6_ROWS.values() for label, run in runs.items()},
+                        "chapter6", CHAPTER6_NOTE),
+    chapter6_experiment(
+        "chapter6-fast", "Chapter 6's networks by a faster recipe: m = 50, momentum, distortions on the fly, 15 epochs",
+        {label: (faster(settings), book) for _, _, runs in CHAPTER6_ROWS.values()
+         for label, (settings, book) in runs.items()}, "chapter6-fast",
+        "The book's networks (the book's numbers beside them), trained by nndl's own recipe: mini-batches of 50, "
+        "momentum 0.9, η = 0.015 (about the book's step per image), N(0, 2/n_in) weights for ReLU (N(0, 1/n_in) for "
+        "sigmoid), L2 λ = 5 over the training set, η falling along a cosine to 1% in 15 epochs, and for the rows "
+        "the book trains on the 250,000 shifted images fresh random shifts of up to 1.5 pixels and rotations of up "
+        "to 8° each epoch instead. The epoch is chosen on validation, the test set scored at that epoch only."),
+)
+EXPERIMENTS.update({experiment.name: experiment for experiment in CHAPTER6_EXPERIMENTS})
+
+
 def get_experiment(name: str) -> Experiment:
     try:
         return EXPERIMENTS[name]
@@ -351,18 +477,19 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
     ``engine`` (an entered :class:`nndl.runs.engine.Engine`) the runs are trained
     as parallel tasks on its Dask cluster.
     """
-    out = Path(out_dir) / experiment.name
-    check_same_form(out, quick)
-    out.mkdir(parents=True, exist_ok=True)
+    out, kept = Path(out_dir) / experiment.name, runs_folder(experiment, out_dir)
+    for folder in (out, kept):
+        check_same_form(folder, quick)
+        folder.mkdir(parents=True, exist_ok=True)
     cache = cache or DataCache()
     results: dict[str, list[dict[str, Any]]] = {}
     started = time.perf_counter()
     if engine is not None:  # train the unfinished runs as parallel tasks; the loop below reads their files
         train_on_engine(engine, [experiment], out_dir, seeds=seeds, quick=quick, data_dir=data_dir, log=log)
-    for label, seed, seeded, path in planned_runs(experiment, out, seeds, quick, data_dir):
+    for label, seed, seeded, path in planned_runs(experiment, kept, seeds, quick, data_dir):
         summary = finished_run(path, seeded, label in experiment.ensembles)
         if summary is None:
-            checkpoint = out / "checkpoints" / path.stem if experiment.long else None  # hours: keep them safe
+            checkpoint = kept / "checkpoints" / path.stem if experiment.long else None  # hours: keep them safe
             resume = checkpoint is not None and bool(checkpoint_files(checkpoint))
             result = run_spec(seeded, cache=cache, checkpoint=checkpoint, resume=resume)
             summary = {**result.summary, "run": label, "quick": quick,
@@ -377,7 +504,9 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
         log(f"{experiment.name}: {label}, seed {seed}: best {summary['best']['measure']} "
             f"{100 * summary['best']['accuracy']:.2f}% {how}")
     figures = [draw_figure(experiment, figure, results, out) for figure in experiment.figures]
-    ensembles = ensembles_of(experiment, out, seeds, quick, data_dir, cache)
+    ensembles = ensembles_of(experiment, kept, seeds, quick, data_dir, cache)
+    figures += [draw_mistakes(experiment, label, kept, out, seeds, quick, data_dir, cache)
+                for label in sorted(experiment.ensembles)]
     outcome = {"experiment": experiment.name, "quick": quick, "seeds": seeds,
                "seconds": time.perf_counter() - started, "rows": report_rows(experiment, results, ensembles),
                "figures": figures}
@@ -392,8 +521,13 @@ def planned_runs(experiment: Experiment, out: Path, seeds: int, quick: bool,
     for label, spec in experiment.specs(quick).items():
         if data_dir is not None:
             spec = spec.replace(source=str(data_dir))
-        for seed in range(1, seeds + 1):
+        for seed in range(1, experiment.seeds_of(label, seeds, quick) + 1):
             yield label, seed, spec.replace(seed=seed), out / f"history-{slug(label)}-seed{seed}.json"
+
+
+def runs_folder(experiment: Experiment, out_dir: str | Path) -> Path:
+    """Where ``experiment`` keeps its runs' histories, models and checkpoints (shared by experiments of one folder)."""
+    return Path(out_dir) / (experiment.folder or experiment.name)
 
 
 def model_path(history: Path) -> Path:
@@ -415,6 +549,26 @@ def ensembles_of(experiment: Experiment, out: Path, seeds: int, quick: bool, dat
             for label, paths in models.items()}
 
 
+def draw_mistakes(experiment: Experiment, label: str, kept: Path, out: Path, seeds: int, quick: bool,
+                  data_dir: str | None, cache: DataCache) -> dict[str, Any]:
+    """The test digits the seeds' networks of run ``label`` get wrong voting together, each with its true digit
+    and the guess, like the book's figure of its ensemble's 33 mistakes (at most MISTAKES_SHOWN drawn)."""
+    members = [(seeded, path) for run, _, seeded, path in planned_runs(experiment, kept, seeds, quick, data_dir)
+               if run == label]
+    test = cache.get(members[0][0].data).test
+    guesses = ensemble_guesses([load_model(model_path(path)) for _, path in members], test.images)
+    wrong = np.flatnonzero(guesses != test.labels)
+    shown = wrong[:MISTAKES_SHOWN]
+    name = f"mistakes-{slug(label)}"
+    title = (f"{label}: the {len(wrong)} of {len(test):,} test digits its {len(members)} networks voting together "
+             f"get wrong" + (f" (the first {len(shown)})" if len(shown) < len(wrong) else ""))
+    side = math.isqrt(test.images.shape[1])
+    pairs = plot_mistakes(unit_interval(test.images[shown]).reshape(-1, side, side), test.labels[shown],
+                          guesses[shown], out / f"{name}.png", title)
+    return {"name": name, "file": f"{name}.png", "mistakes": int(len(wrong)),
+            "shown": [{"index": int(i), "label": label_, "guess": guess} for i, (label_, guess) in zip(shown, pairs)]}
+
+
 def train_on_engine(engine: Any, experiments: list[Experiment], out_dir: str | Path, *, seeds: int, quick: bool,
                     data_dir: str | None, log: Callable[[str], None] = print) -> None:
     """Train every unfinished (experiment, run, seed) as one task on a Dask engine (nndl.runs.engine),
@@ -423,7 +577,7 @@ def train_on_engine(engine: Any, experiments: list[Experiment], out_dir: str | P
 
     tasks = {}
     for experiment in experiments:
-        out = Path(out_dir) / experiment.name
+        out = runs_folder(experiment, out_dir)
         check_same_form(out, quick)
         for label, seed, seeded, path in planned_runs(experiment, out, seeds, quick, data_dir):
             keep = label in experiment.ensembles
@@ -558,6 +712,23 @@ def format_value(value: float | str | None, measure: str = "") -> str:
     return f"{value:.2f}" + ("%" if "accuracy" in measure or not measure else "")
 
 
+def train_command(spec: RunSpec) -> str:
+    """The ``nndl train`` command of ``spec``: an option for every setting that differs from the default
+    (the seed and data folder left out)."""
+    default, words = RunSpec(), ["nndl", "train"]
+    derived = {"hidden"} if spec.network.layers or spec.network.sizes else set()  # the shape decides it
+    for section, cls in SECTIONS.items():
+        for field in dataclasses.fields(cls):
+            value = getattr(getattr(spec, section), field.name)
+            if field.name in {"seed", "source", *derived} or not field.metadata["cli"] \
+                    or value == getattr(getattr(default, section), field.name):
+                continue
+            words.append(option_flag(field))
+            if field.metadata["kind"] != "bool":
+                words.append(",".join(map(str, value)) if isinstance(value, tuple) else str(value))
+    return " ".join(words)
+
+
 def experiment_report(experiment: Experiment, outcome: dict[str, Any], figure_dir: str = "") -> str:
     """The Markdown report of one experiment (figures linked from ``figure_dir``)."""
     lines = [f"## {experiment.name}: {experiment.title}", ""]
@@ -572,6 +743,9 @@ def experiment_report(experiment: Experiment, outcome: dict[str, Any], figure_di
         lines.append(f"| {row['run']} | {row['label']} | {format_value(row['book'], row['measure'])} | "
                      f"{format_value(row['best'], row['measure'])} | {format_value(row['mean'], row['measure'])} | "
                      f"{per_seed} |")
+    lines += ["", f"Commands: `nndl experiment run {experiment.name}` runs them all; one seed of each alone "
+              "(add `--seed N --data DIR`):", ""]
+    lines += [f"- {label}: `{train_command(spec)}`" for label, spec in experiment.specs().items()]
     if experiment.note:
         lines += ["", experiment.note]
     if outcome["figures"]:
