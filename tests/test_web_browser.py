@@ -4,13 +4,22 @@ The server runs in a thread (uvicorn on a socket bound beforehand to port 0);
 the model is trained on real MNIST in a fixture ([784, 100, 10], cross-entropy,
 3 epochs: about 97%, enough to read a drawn 1 and 7). With NNDL_SCREENSHOTS=DIR
 the test also saves a screenshot of each tab into DIR (docs/screenshots).
+
+Then what broke for learners (issue 19): a reload after a finished run, two tabs
+on one run, +1 mini-batch, a server killed and restarted, a first visit with no
+model, a keyboard and no mouse, a 390-px phone, and axe-core's accessibility
+rules (the npm package, injected; NNDL_AXE names axe.min.js, else
+node_modules/axe-core beside the tests, as ``make test`` installs it).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,6 +35,9 @@ from nndl.runs.runner import run_spec  # noqa: E402
 from nndl.runs.spec import RunSpec  # noqa: E402
 
 SCREENSHOTS = os.environ.get("NNDL_SCREENSHOTS")
+AXE = Path(os.environ.get("NNDL_AXE") or Path(__file__).resolve().parent.parent / "node_modules/axe-core/axe.min.js")
+TABS = ("draw", "train", "mistakes", "slowdown", "universality", "unstable", "models")
+LONG_RUN = {"epochs": "100", "train_size": "5000"}  # minutes of training: always live while a test looks
 ONE = [(140, 40), (142, 240)]  # pad coordinates of the strokes (the pad is 280×280)
 SEVEN = [(70, 55), (205, 55), (125, 245)]
 
@@ -61,16 +73,44 @@ def url(models_dir, mnist_dir):
 
 
 @pytest.fixture(scope="module")
-def page(url, chromium_executable):
+def browser(chromium_executable):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_executable)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(url + "#model=mnist100.npz")
-        yield page
+        yield browser
         browser.close()
-        assert errors == [], errors  # no JavaScript error on the way
+
+
+@pytest.fixture(scope="module")
+def page(url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url + "#model=mnist100.npz")
+    yield page
+    page.close()
+    assert errors == [], errors  # no JavaScript error on the way
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_process(models: Path, data: Path, port: int) -> subprocess.Popen:
+    """``nndl serve`` in a process of its own (one a test can kill), answering once this returns."""
+    server = subprocess.Popen([sys.executable, "-m", "nndl", "serve", "--port", str(port), "--models", str(models),
+                               "--data", str(data)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "the page is at" in server.stdout.readline()
+    return server
+
+
+def start_training(page, settings: dict[str, str]) -> None:
+    page.click("#tab-button-train")
+    page.select_option("#preset", "cross-entropy")
+    for name, value in {"seed": "1", **settings}.items():
+        page.fill(f"input[name={name}]", value)
+    page.click("#start")
 
 
 def draw(page, strokes) -> None:
@@ -160,3 +200,173 @@ def test_learning_slowdown_and_models_tabs(page):
     expect(page.locator("#models-table")).to_contain_text("browser-run.npz")
     expect(page.locator("#models-table")).to_contain_text("mnist100.npz")
     screenshot(page, "models")
+
+
+# -- what broke for learners (issue 19) ----------------------------------------------------------------------
+
+
+def test_a_reload_after_a_finished_run_shows_it_finished_at_once(page):
+    page.goto(page.url.split("#")[0] + "#tab=train&model=browser-run.npz")
+    page.reload()
+    status = page.locator("#train-status")
+    expect(status).to_have_attribute("data-state", "finished", timeout=3000)
+    expect(status).to_contain_text("best test accuracy")
+    expect(page.locator("#start")).to_be_enabled()
+    expect(page.locator("#stop")).to_be_disabled()
+    states = {state for state, _ in page.evaluate("window.nndlTrainFrames")}
+    assert "running" not in states and "starting" not in states, states  # never shown as running, not even briefly
+    best = int(re.search(r"at epoch (\d+)", status.text_content()).group(1))
+    assert best in (0, 1)  # the 2-epoch run counts epochs 0 and 1, as nndl train prints them
+
+
+def test_two_tabs_watch_and_steer_the_same_run(page, browser, url):
+    other = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        other.goto(url + "#tab=train")
+        start_training(page, LONG_RUN)
+        for tab in (page, other):
+            expect(tab.locator("#train-status")).to_have_attribute("data-state", "running", timeout=10_000)
+        other.click("#pause")  # the second tab steers the run the first one started
+        for tab in (page, other):
+            expect(tab.locator("#train-status")).to_have_attribute("data-state", "paused", timeout=5000)
+        before = page.locator("#train-status").get_attribute("data-batch")
+        epoch, batch = map(int, before.split(":"))
+        page.click("#step-batch")
+        for tab in (page, other):  # +1 mini-batch moves the counter on every page watching
+            expect(tab.locator("#train-status")).to_have_attribute("data-batch", f"{epoch}:{batch + 1}", timeout=5000)
+            expect(tab.locator("#train-status")).to_contain_text(f"mini-batch {batch + 1:,} of 500")
+        other.click("#stop")
+        for tab in (page, other):
+            expect(tab.locator("#train-status")).to_have_attribute("data-state", "stopped", timeout=10_000)
+            expect(tab.locator("#train-status")).to_contain_text("stopped from the page")
+    finally:
+        other.close()
+
+
+def test_a_killed_server_is_reported_and_the_page_recovers_when_it_is_back(browser, models_dir, mnist_dir):
+    port = free_port()
+    server = serve_process(models_dir, mnist_dir, port)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"http://127.0.0.1:{port}/#tab=train")
+        start_training(page, LONG_RUN)
+        expect(page.locator("#train-status")).to_have_attribute("data-state", "running", timeout=10_000)
+        server.send_signal(signal.SIGKILL)
+        server.communicate()
+        expect(page.locator("#connection")).to_be_visible(timeout=5000)
+        page.click("#stop")  # a button pressed meanwhile says what is wrong in the page's words
+        expect(page.locator("#message")).to_contain_text("the server does not answer")
+        server = serve_process(models_dir, mnist_dir, port)
+        expect(page.locator("#connection")).to_be_hidden(timeout=5000)
+        expect(page.locator("#train-status")).to_have_attribute("data-state", "idle", timeout=5000)
+        expect(page.locator("#message")).to_contain_text("the server restarted")
+        expect(page.locator("#start")).to_be_enabled()
+    finally:
+        page.close()
+        server.terminate()
+        server.communicate(timeout=10)
+
+
+def test_a_first_visit_with_no_model_reaches_a_guess_without_leaving_the_page(browser, mnist_dir, tmp_path):
+    port = free_port()
+    server = serve_process(tmp_path, mnist_dir, port)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        expect(page.locator("#first-model")).to_be_visible()
+        page.click("#quick-train")
+        expect(page.locator("#guess")).to_have_text(re.compile(r"^\d$"), timeout=60_000)
+        expect(page.locator("#model")).to_have_value("quick-784-30-10.npz")
+        expect(page.locator("#first-model")).to_be_hidden()
+        expect(page.locator("#digit-source")).to_contain_text("test image #")
+        assert (tmp_path / "quick-784-30-10.npz").is_file()
+        screenshot(page, "first-visit")
+    finally:
+        page.close()
+        server.terminate()
+        server.communicate(timeout=10)
+
+
+def test_the_keyboard_alone_reaches_a_guess(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(url + "#model=mnist100.npz")
+        expect(page.locator("#model")).to_have_value("mnist100.npz")
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "random-digit":
+                break
+        assert page.evaluate("document.activeElement.id") == "random-digit"
+        page.keyboard.press("Enter")
+        expect(page.locator("#guess")).to_have_text(re.compile(r"^\d$"))
+        label = re.search(r"labelled (\d)", page.locator("#digit-source").text_content()).group(1)
+        expect(page.locator("#label")).to_have_value(label)
+        page.locator("#neuron-pick").focus()  # the hidden neurons without a mouse
+        page.keyboard.press("Control+A")
+        page.keyboard.type("5")
+        page.keyboard.press("Enter")
+        expect(page.locator("#neuron-id")).to_have_text("5")
+        page.locator("#tab-button-draw").focus()  # arrow keys move between the tabs
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("#tab-button-train")).to_be_focused()
+        expect(page.locator("#tab-button-train")).to_have_attribute("aria-selected", "true")
+        expect(page.locator("#tab-train")).to_be_visible()
+    finally:
+        page.close()
+
+
+def test_a_mistake_opens_in_the_draw_tab(page):
+    page.click("#tab-button-mistakes")
+    cell = page.locator("#confusion td").filter(has_text=re.compile(r"^[1-9]\d*$"))
+    chosen = next(c for c in cell.all() if c.get_attribute("data-label") != c.get_attribute("data-guess"))
+    chosen.locator("button").focus()
+    page.keyboard.press("Enter")
+    first = page.locator("#gallery button").first
+    index = re.search(r"#(\d+)", first.get_attribute("aria-label")).group(1)
+    first.click()
+    expect(page.locator("#tab-draw")).to_be_visible()
+    expect(page.locator("#digit-source")).to_contain_text(f"image #{index}, labelled {chosen.get_attribute('data-label')}")
+    expect(page.locator("#guess")).to_have_text(chosen.get_attribute("data-guess"))  # the model's mistake, again
+
+
+def test_a_phone_sees_every_tab_without_sideways_scrolling(browser, url):
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = phone.new_page()
+    try:
+        page.goto(url + "#model=mnist100.npz")
+        expect(page.locator("#model")).to_have_value("mnist100.npz")
+        page.click("#random-digit")
+        expect(page.locator("#guess")).to_have_text(re.compile(r"^\d$"))
+        for tab in TABS:
+            page.click(f"#tab-button-{tab}")
+            page.wait_for_timeout(300)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"the {tab} tab is {width} px wide at 390 px"
+            if tab in ("draw", "train", "models"):
+                screenshot(page, f"phone-{tab}")
+    finally:
+        phone.close()
+
+
+def test_axe_finds_nothing_critical_or_serious_on_any_tab(browser, url):
+    if not AXE.is_file():
+        pytest.skip(f"axe-core not installed at {AXE}: npm install axe-core (make test does), or set NNDL_AXE")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(url + "#model=mnist100.npz")
+        expect(page.locator("#model")).to_have_value("mnist100.npz")
+        page.click("#random-digit")
+        expect(page.locator("#guess")).to_have_text(re.compile(r"^\d$"))
+        page.add_script_tag(content=AXE.read_text())
+        found = {}
+        for tab in TABS:
+            page.click(f"#tab-button-{tab}")
+            page.wait_for_timeout(400)
+            violations = page.evaluate("async () => (await axe.run(document)).violations"
+                                       ".filter((v) => ['critical', 'serious'].includes(v.impact))"
+                                       ".map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target).join(' ')}`)")
+            if violations:
+                found[tab] = violations
+        assert found == {}, found
+    finally:
+        page.close()

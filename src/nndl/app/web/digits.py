@@ -14,7 +14,7 @@ import numpy as np
 
 from ...activations import get_activation
 from ...costs import COSTS, Cost
-from ...data.images import Preprocessed, preprocess
+from ...data.images import Preprocessed, centre_of_mass, ink_box, preprocess
 from ...errors import ConfigError
 from ...network import Network
 
@@ -71,9 +71,23 @@ def backprop_for(network: Network, x: np.ndarray, y: np.ndarray) -> dict[str, An
     }
 
 
+def dataset_steps(image: np.ndarray) -> Preprocessed:
+    """An MNIST image (28×28 ink in [0, 1]) as the steps: MNIST already boxed it to 20 px and centred it by mass,
+    so the network's input is the image itself, exactly as the Mistakes tab judged it."""
+    box = ink_box(image)
+    cropped = image[box.top : box.bottom, box.left : box.right]
+    return Preprocessed(luminance=1.0 - image, background=1.0, dark_ink=True, grey=image, box=box, cropped=cropped,
+                        scaled=cropped, framed=image, centre_of_mass=centre_of_mass(image), shift=(0, 0),
+                        centred_by_mass=True, input=image)
+
+
 def analyse_digit(network: Network, image: bytes, centre: bool = True, label: int | None = None) -> dict[str, Any]:
     """Preprocess a drawing, feed it forward, and give each cost and BP1-BP4 for ``label`` (default: the guess)."""
-    steps = preprocess(image, centre=centre)
+    return read_digit(network, preprocess(image, centre=centre), label)
+
+
+def read_digit(network: Network, steps: Preprocessed, label: int | None = None) -> dict[str, Any]:
+    """Feed a preprocessed digit forward, and give each cost and BP1-BP4 for ``label`` (default: the guess)."""
     if network.sizes[0] != steps.input.size:
         raise ConfigError(f"this model takes {network.sizes[0]} inputs, not a 28×28 drawing's "
                           f"{steps.input.size}: pick a model trained on MNIST")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ...activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ...costs import COSTS
@@ -35,14 +35,28 @@ class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
 
+class DigitRef(Strict):
+    """One image of the test or validation set."""
+
+    dataset: Dataset
+    index: int = Field(ge=0, le=1_000_000)
+
+
 class AnalyseRequest(Strict):
-    """A drawing to read (Draw tab), and optionally the label to score it against."""
+    """A drawing (or an MNIST digit, exactly as the dataset holds it) to read, and optionally the label to score it against."""
 
     model: ModelName
-    image: str = Field(min_length=1, max_length=MAX_IMAGE_CHARS,
-                       description="the drawing as a PNG, base64-encoded (a data: URL prefix is allowed)")
+    image: str | None = Field(None, min_length=1, max_length=MAX_IMAGE_CHARS,
+                              description="the drawing as a PNG, base64-encoded (a data: URL prefix is allowed)")
+    digit: DigitRef | None = Field(None, description="instead of a drawing: this MNIST image, as the network saw it")
     centre: bool = Field(True, description="shift the centre of mass to the frame's centre, as MNIST did")
     label: Digit | None = Field(None, description="the digit it should be, for the costs and BP1-BP4 (default: the guess)")
+
+    @model_validator(mode="after")
+    def one_source(self) -> "AnalyseRequest":
+        if (self.image is None) == (self.digit is None):
+            raise ValueError("send either image (a drawing) or digit (an MNIST image), not both or neither")
+        return self
 
 
 class TrainSettings(Strict):
@@ -66,6 +80,12 @@ class TrainSettings(Strict):
     monitor: list[Literal[MONITOR_CHOICES]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: ["training-cost", "training-accuracy"], max_length=len(MONITOR_CHOICES))
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    save_as: str | None = Field(None, min_length=5, max_length=100, pattern=SAVE_NAME_PATTERN,
+                                description="save the network into the models folder when the run ends (e.g. quick.npz)")
+
+    def spec_fields(self) -> dict:
+        """The settings a run spec holds (``save_as`` is what the page does with the result)."""
+        return self.model_dump(exclude={"save_as"})
 
 
 class StepRequest(Strict):

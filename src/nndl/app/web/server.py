@@ -10,7 +10,7 @@ shows is computed here with the library's own maths. The API:
     POST /api/draw                        preprocess a drawing, feed it forward, costs and BP1-BP4
     POST /api/mistakes, /api/mistakes/cell   confusion matrix, and one cell's digits
     POST /api/slowdown                    one sigmoid neuron learning (chapter 3's first figures)
-    POST /api/unstable                    each hidden layer's speed of learning per epoch (chapter 5)
+    GET  /api/digits/{test,validation}    an MNIST digit (?index=N, else a random one) for the Draw tab
     GET  /api/presets                     the book's runs
     POST /api/train                       start a run (one at a time: 409 while one trains)
     GET  /api/train, /api/train/events    its state; the state in one message, then each new event (SSE)
@@ -31,22 +31,25 @@ import collections
 import json
 import threading
 from pathlib import Path
-from typing import Annotated, Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator, Literal
 
-from fastapi import Depends, FastAPI, Header, Path as PathParam, Request
+from fastapi import Depends, FastAPI, Header, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.sse import format_sse_event
 from fastapi.staticfiles import StaticFiles
+import numpy as np
 
 from ...data.mnist import MNIST, load_mnist
 from ...errors import ConfigError, NndlError
+from ...pixels import as_bytes, unit_interval
 from ...runs.runner import DataCache
 from ...runs.spec import RunSpec
+from ..inspect import image_side
 from ..reporting import finite_or_none
-from .digits import analyse_digit, weight_image
+from .digits import analyse_digit, dataset_steps, read_digit, weight_image
 from .live import LiveRun
 from .mistakes import Verdicts, cell, confusion, judge
 from .model_folder import ModelExists, ModelFolder, ModelMissing
@@ -54,7 +57,6 @@ from .presets import presets
 from .schemas import (MODEL_NAME_PATTERN, AnalyseRequest, CellRequest, MistakesRequest, SaveRequest, SlowdownRequest,
                       StepRequest, TrainSettings)
 from .slowdown import train_one_neuron
-from .unstable import SpeedRequest, speed_run
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 3_000_000  # bytes in any request: a drawing is a few kB
@@ -103,17 +105,52 @@ class Server:
 
     def start(self, settings: TrainSettings) -> LiveRun:
         """Start a run from the page's settings, unless one is training."""
-        flat = {**settings.model_dump(), "source": self.data, "workers": 0}
+        flat = {**settings.spec_fields(), "source": self.data, "workers": 0}
         spec = RunSpec.from_flat(flat, where="training settings")
         with self.lock:
             if self.live is not None and self.live.alive:
                 raise Conflict("a run is already training on this server: stop it (or wait for it to finish) "
                                "before starting another")
+            if settings.save_as:
+                self.models.new_path(settings.save_as)  # a name already taken answers 409 before training
             keep_only(self.cache, spec)  # one training set in memory: the previous run's goes
-            self.cache.get(spec.data)  # data problems (a folder without MNIST, too few images) answer 422 now
-            self.live = LiveRun(spec, self.cache, self.abandon_after)
+            on_end = (lambda live: self.save_result(live, settings.save_as)) if settings.save_as else None
+            self.live = LiveRun(spec, self.cache, self.abandon_after, on_end=on_end)
             self.live.start()
         return self.live
+
+    def save_result(self, live: LiveRun, name: str) -> str | None:
+        """Save a run's network, with its record, as model ``name``; or say why it could not be saved."""
+        if live.result is None:
+            return "the run ended without a network to save"
+        network, summary = live.result.network, live.result.summary
+        network.metadata = {key: summary[key] for key in ("spec", "history", "best", "final")}
+        try:
+            self.models.save(network, name)
+        except NndlError as exc:
+            return str(exc)
+        return None
+
+    def digit(self, dataset: str, index: int | None) -> dict[str, Any]:
+        """Image ``index`` (random if None) of the test or validation set, as 0-255 pixels, with its label."""
+        images = self.dataset(dataset)
+        if index is None:
+            index = int(np.random.default_rng().integers(len(images)))
+        self.check_index(dataset, index)
+        side = image_side(images.n_features)
+        return {"dataset": dataset, "index": index, "label": int(images.labels[index]), "side": side,
+                "pixels": as_bytes(images.images[index : index + 1])[0].tolist()}
+
+    def digit_image(self, dataset: str, index: int) -> np.ndarray:
+        """Image ``index`` of a dataset as a square of ink in [0, 1], as the network reads it."""
+        images = self.dataset(dataset)
+        self.check_index(dataset, index)
+        side = image_side(images.n_features)
+        return unit_interval(images.images[index : index + 1], np.float32)[0].reshape(side, side)
+
+    def check_index(self, dataset: str, index: int) -> None:
+        if not 0 <= index < len(self.dataset(dataset)):
+            raise ConfigError(f"index {index}: the {dataset} set has images 0-{len(self.dataset(dataset)) - 1}")
 
     def current(self) -> LiveRun:
         if self.live is None:
@@ -241,6 +278,9 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
     @app.post("/api/draw")
     def draw(request: AnalyseRequest) -> dict[str, Any]:
         network = server.models.load(request.model)
+        if request.digit is not None:
+            return read_digit(network, dataset_steps(server.digit_image(request.digit.dataset, request.digit.index)),
+                              request.label)
         return analyse_digit(network, decode_png(request.image), request.centre, request.label)
 
     @app.post("/api/mistakes")
@@ -252,13 +292,16 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
     def mistakes_cell(request: CellRequest) -> dict[str, Any]:
         return cell(server.judged(request.model, request.dataset), request.label, request.guess, request.limit)
 
+    @app.get("/api/digits/{dataset}")
+    def mnist_digit(dataset: Literal["test", "validation"],
+                    index: Annotated[int | None, Query(ge=0, le=1_000_000)] = None) -> dict[str, Any]:
+        """One MNIST digit (random without ``index``) for the Draw tab."""
+        return server.digit(dataset, index)
+
     @app.post("/api/slowdown")
     def slowdown(request: SlowdownRequest) -> dict[str, Any]:
         return finite_or_none(train_one_neuron(request.cost, request.w, request.b, request.eta, request.epochs))
 
-    @app.post("/api/unstable")
-    def unstable(request: SpeedRequest) -> dict[str, Any]:
-        return finite_or_none(speed_run(request, server.cache, server.data))
 
     # -- training ----------------------------------------------------------------------------
 
@@ -303,10 +346,10 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
         live = server.current()
         if live.alive or live.result is None:
             raise Conflict("no finished run to save: wait for the run to end (or stop it) first")
-        network = live.result.network
-        summary = live.result.summary
-        network.metadata = {key: summary[key] for key in ("spec", "history", "best", "final")}
-        server.models.save(network, request.name)
+        server.models.new_path(request.name)  # 409 for a name taken
+        problem = server.save_result(live, request.name)
+        if problem:
+            raise ConfigError(problem)
         return server.models.describe(request.name)
 
     @app.get("/api/train/events", response_class=StreamingResponse,

@@ -1,10 +1,17 @@
-// The Draw tab: a pad for mouse, finger and pen; on each stroke's end the server preprocesses the drawing
-// the way MNIST was, feeds it forward and backpropagates it, and every step is drawn here.
+// The Draw tab: a pad for mouse, finger and pen (or a real MNIST digit, from the keyboard too); on each stroke's
+// end the server preprocesses the drawing the way MNIST was, feeds it forward and backpropagates it, and every
+// step is drawn here. With no model yet, it offers to train the book's [784, 30, 10] for one epoch.
 import { api, css, diverging, legend, paintGrid, sequential, ink } from "./paint.js";
+import { describe } from "./train.js";
 
 const PEN_WIDTH = 20; // px on the 280-px pad: MNIST strokes are about 2-3 px of 28
+const QUICK_MODEL = "quick-784-30-10.npz";
+const QUICK_RUN = { hidden: [30], cost: "quadratic", init: "large", eta: 3.0, epochs: 1, mini_batch_size: 10,
+  train_size: 50000, monitor: [], save_as: QUICK_MODEL }; // chapter 1's network, one epoch: about 95%
+const UNSURE = 0.6; // a guess whose output is under 60% of all the outputs together is shown as unsure
 const $ = (id) => document.getElementById(id);
-let page, last = null, strokeEnded = 0, selectedNeuron = null, pending = null;
+let page, last = null, strokeEnded = 0, selectedNeuron = null, pending = null, quick = false;
+let shownDigit = null; // {dataset, index} while the pad shows an MNIST digit untouched: read exactly as MNIST holds it
 export const timings = (window.nndlTimings = []); // ms from a stroke's end to its guess on screen
 
 export function initDraw(p) {
@@ -18,6 +25,7 @@ export function initDraw(p) {
   };
   pad.addEventListener("pointerdown", (e) => {
     drawing = true; pad.setPointerCapture(e.pointerId);
+    shownDigit = null;
     const [x, y] = point(e);
     ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x + 0.01, y); ctx.stroke();
   });
@@ -26,7 +34,7 @@ export function initDraw(p) {
     const [x, y] = point(e);
     ctx.lineTo(x, y); ctx.stroke(); ctx.beginPath(); ctx.moveTo(x, y);
   });
-  const end = () => { if (drawing) { drawing = false; strokeEnded = performance.now(); analyse(); } };
+  const end = () => { if (drawing) { drawing = false; strokeEnded = performance.now(); $("digit-source").textContent = ""; analyse(); } };
   pad.addEventListener("pointerup", end);
   pad.addEventListener("pointercancel", end);
   $("clear").addEventListener("click", () => { clearPad(); last = null; render(null); });
@@ -35,7 +43,49 @@ export function initDraw(p) {
   for (let d = 0; d <= 9; d++) $("label").add(new Option(String(d), String(d)));
   $("label").addEventListener("change", again);
   $("hidden").addEventListener("click", (e) => pickNeuron(e));
+  $("neuron-pick").addEventListener("change", () => last && last.hidden && showNeuron(Math.min(+$("neuron-pick").value, last.hidden.a.length - 1)));
+  $("random-digit").addEventListener("click", () => showDigit("test", null));
+  $("quick-train").addEventListener("click", quickTrain);
+  page.showDigit = showDigit;
   page.onModel(() => { selectedNeuron = null; if (pad.dataset.empty === "false") analyse(); });
+  window.addEventListener("modelslisted", (e) => ($("first-model").hidden = e.detail > 0));
+  page.onTraining((run) => { if (quick) $("quick-status").textContent = describe(run); });
+  page.train.onFinish(async (run) => {
+    if (!quick) return;
+    quick = false;
+    $("quick-train").disabled = false;
+    if (run.end.state !== "finished" || run.end.error) { $("quick-status").textContent = describe(run); return; }
+    await page.refreshModels(QUICK_MODEL);
+    page.say(`trained and saved ${QUICK_MODEL}: draw a digit, or try a random test digit`);
+    showDigit("test", null);
+  });
+}
+
+// Train the book's first network for one epoch; the server saves it, and the page uses it at once.
+async function quickTrain() {
+  $("quick-train").disabled = quick = true;
+  $("quick-status").textContent = "starting…";
+  if (!(await page.train.start(QUICK_RUN))) { $("quick-train").disabled = quick = false; $("quick-status").textContent = ""; }
+}
+
+// Paint MNIST digit ``index`` of ``dataset`` (random if null) on the pad, 10 px per pixel, and read it.
+export async function showDigit(dataset, index) {
+  try {
+    const d = await api(`/api/digits/${dataset}` + (index === null ? "" : `?index=${index}`));
+    const pad = $("pad"), ctx = pad.getContext("2d"), scale = pad.width / d.side;
+    clearPad();
+    d.pixels.forEach((v, i) => {
+      const g = 255 - v;
+      ctx.fillStyle = `rgb(${g},${g},${g})`;
+      ctx.fillRect((i % d.side) * scale, Math.floor(i / d.side) * scale, scale, scale);
+    });
+    $("label").value = String(d.label);
+    shownDigit = { dataset, index: d.index };
+    $("digit-source").textContent = `${dataset} image #${d.index}, labelled ${d.label} (the costs below are for that label)`;
+    page.showTab("draw");
+    strokeEnded = performance.now();
+    await analyse();
+  } catch (e) { page.say(e.message, true); }
 }
 
 function clearPad() {
@@ -43,16 +93,19 @@ function clearPad() {
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height);
   ctx.strokeStyle = "#000"; ctx.lineWidth = PEN_WIDTH; ctx.lineCap = ctx.lineJoin = "round";
   pad.dataset.empty = "true";
+  shownDigit = null;
   $("guess").textContent = "–";
+  $("guess-confidence").textContent = "";
 }
 
 async function analyse() {
   const pad = $("pad");
-  if (!page.model) { page.say("pick a model first (Models tab), or train and save one", true); return; }
+  if (!page.model) { page.say("no model yet: train a quick one (the button above the pad), or upload one on the Models tab", true); return; }
   const started = strokeEnded || performance.now();
   strokeEnded = 0;
   pad.dataset.empty = "false";
-  const body = { model: page.model, image: pad.toDataURL("image/png"), centre: $("centre").checked };
+  const body = { model: page.model, centre: $("centre").checked };
+  if (shownDigit) body.digit = shownDigit; else body.image = pad.toDataURL("image/png");
   if ($("label").value !== "") body.label = +$("label").value;
   const request = (pending = api("/api/draw", body));
   try {
@@ -60,7 +113,7 @@ async function analyse() {
     if (request !== pending) return; // a newer stroke's answer is on its way
     last = result;
     render(result);
-    page.say("");
+    if ($("message").className === "error") page.say(""); // an earlier problem is solved; other news stays
     const ms = performance.now() - started;
     timings.push(ms);
     $("guess").dataset.ms = ms.toFixed(1);
@@ -87,7 +140,9 @@ function paintLarge(canvas, rows, colour, markers = []) {
 
 function render(r) {
   $("guess").textContent = r ? r.guess : "–";
+  $("guess-confidence").textContent = "";
   if (!r) return;
+  renderConfidence(r);
   const s = r.steps, box = $("step-box"), ctx = box.getContext("2d");
   box.width = box.height = 140;
   ctx.drawImage($("pad"), 0, 0, 140, 140);
@@ -105,6 +160,17 @@ function render(r) {
   bars($("outputs"), r.output, r.guess, (v) => v.toFixed(3), (v) => css(sequential(0.25 + 0.75 * v)));
   renderHidden(r);
   renderBackprop(r);
+}
+
+// How sure the guess is: its output's share of all the outputs; an unsure guess looks unsure and names the runner-up.
+function renderConfidence(r) {
+  const total = r.output.reduce((sum, v) => sum + Math.max(0, v), 0) || 1, share = Math.max(0, r.output[r.guess]) / total;
+  const second = r.output.map((v, j) => [v, j]).filter(([, j]) => j !== r.guess).sort((a, b) => b[0] - a[0])[0];
+  const unsure = share < UNSURE;
+  $("guess").classList.toggle("unsure", unsure);
+  $("guess-confidence").textContent = unsure
+    ? `not sure: ${(100 * share).toFixed(0)}% of the output; maybe ${second[1]}`
+    : `${(100 * share).toFixed(0)}% of the output`;
 }
 
 function bars(element, values, highlight, format, colour, signed = false) {
@@ -137,6 +203,7 @@ function renderHidden(r) {
   if (!r.hidden) { canvas.width = canvas.height = 0; $("hidden-legend").textContent = "this model has no hidden layer"; return; }
   const [colour, low, high] = activationScale(r.hidden);
   paintGrid(canvas, asRows(r.hidden.a, NaN), colour);
+  $("neuron-pick").max = String(r.hidden.a.length - 1);
   const [cols] = gridShape(r.hidden.a.length);
   canvas.style.width = `${Math.min(300, cols * 24)}px`;
   legend($("hidden-legend"), (v) => colour(v), low, high, `activation a = ${r.hidden.activation}(z)`);
@@ -155,6 +222,7 @@ function pickNeuron(e) {
 async function showNeuron(j) {
   selectedNeuron = j;
   $("neuron-id").textContent = j;
+  $("neuron-pick").value = String(j);
   const h = last.hidden;
   try {
     const w = await api(`/api/models/${encodeURIComponent(page.model)}/neurons/${j}`);

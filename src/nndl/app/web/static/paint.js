@@ -146,9 +146,17 @@ export async function api(path, body, method) {
   const options = body === undefined ? { method: method || "GET" } : {
     method: method || "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
   };
-  const response = await fetch(path, options);
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (e) { // no answer at all: the server is not running (the banner says so too)
+    throw Object.assign(new Error("the server does not answer: is nndl serve still running?"), { status: 0 });
+  }
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(explain(data.detail) || `${response.status} ${response.statusText}`);
+  if (!response.ok) {
+    throw Object.assign(new Error(explain(data.detail) || `${response.status} ${response.statusText}`),
+      { status: response.status, detail: data.detail });
+  }
   return data;
 }
 
