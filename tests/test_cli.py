@@ -31,7 +31,8 @@ def test_train_prints_epochs_like_the_book_and_json_alone_on_stdout(capsys, mnis
     assert [r["epoch"] for r in summary["history"]] == [0, 1]
     assert all(0 < r["metrics"]["test"]["accuracy"] <= 1 and r["seconds"] > 0 for r in summary["history"])
     assert summary["spec"]["training"] == {"epochs": 2, "mini_batch_size": 10, "eta": 3.0, "lmbda": 0.0,
-                                           "l1": 0.0, "momentum": 0.0, "backprop": "matrix", "seed": 1}
+                                           "l2_scale": "training-set", "l1": 0.0, "momentum": 0.0,
+                                           "backprop": "matrix", "seed": 1}
     assert summary["network"]["sizes"] == [784, 30, 10]
     assert summary["data"]["train_size"] == 3000
     assert summary["best"]["accuracy"] == max(r["metrics"]["test"]["accuracy"] for r in summary["history"])
