@@ -119,6 +119,7 @@ def test_chapter6_runs_end_to_end_in_quick_form(quick_chapter6):
     assert histories == ["history-8-relu-shifted-dropout-seed1.json", "history-8-relu-shifted-dropout-seed2.json"]
     summary = json.loads((out / "chapter6" / histories[0]).read_text())
     assert summary["data"]["train_size"] == 2_500 and len(summary["history"]) == 1  # 500 images shifted ×5
+    assert summary["history"][0]["metrics"]["validation"]["total"] == 500  # the quick form scores 500 images
 
 
 def test_chapter6_draws_every_row_s_validation_and_the_ensemble_s_mistakes(quick_chapter6, mnist):

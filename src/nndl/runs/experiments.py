@@ -388,7 +388,7 @@ CHAPTER6_ROWS = {
                                                         99.60)}),
 }
 ENSEMBLE6 = "#8 ReLU, shifted, dropout"
-CHAPTER6_QUICK = {"epochs": 1, "train_size": 500}  # quick form: one epoch on 500 images (2,500 shifted)
+CHAPTER6_QUICK = {"epochs": 1, "train_size": 500, "score_size": 500}  # one epoch on 500 images, scored on 500
 CHAPTER6_NOTE = (
     "Every run follows network3.py (`--init network3 --l2-scale mini-batches`): weights N(0, 1/n_out) (n_out = maps "
     "× K² / pool area for a convolutional layer), biases N(0, 1), the softmax layer starting at zero, the L2 term "

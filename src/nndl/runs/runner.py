@@ -42,7 +42,7 @@ class DataCache:
         self.loaded: dict[tuple[Any, ...], MNIST] = {}
 
     def get(self, data: DataSpec) -> MNIST:
-        key = (data.source, data.expand, data.train_size)
+        key = (data.source, data.expand, data.train_size, data.score_size)
         if key not in self.loaded:
             self.loaded[key] = load_run_data(data)
         return self.loaded[key]
@@ -55,6 +55,9 @@ def load_run_data(data: DataSpec) -> MNIST:
         side = image_side(mnist.training.n_features)
         images, labels = expand_by_one_pixel(mnist.training.images.reshape(-1, side, side), mnist.training.labels)
         mnist = dataclasses.replace(mnist, training=Dataset(images.reshape(len(images), -1), labels, "training"))
+    if data.score_size is not None:
+        mnist = dataclasses.replace(mnist, validation=mnist.validation.head(data.score_size),
+                                    test=mnist.test.head(data.score_size))
     return mnist
 
 

@@ -129,6 +129,9 @@ class DataSpec:
                                      minimum=1, optional=True, metavar="N")
     evaluate_on: str = setting("test", "dataset scored after each epoch: test (as in chapter 1) or validation "
                                "(chapter 3)", kind="str", choices=("test", "validation"))
+    score_size: int | None = setting(None, "score on the first N validation and test images (default all 10,000; "
+                                     "the experiments' quick forms use fewer)", kind="int", minimum=1, optional=True,
+                                     metavar="N")
 
     def __post_init__(self) -> None:
         check_fields(self, "data")
