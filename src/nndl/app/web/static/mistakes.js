@@ -16,7 +16,7 @@ export function initMistakes(p) {
 const key = () => `${page.model}/${$("mistakes-dataset").value}`;
 
 async function compute() {
-  if (!page.model) { page.say("pick a model first", true); return; }
+  if (!page.model) { $("mistakes-summary").textContent = "no model yet: train a quick one on the Draw tab, or upload one on the Models tab"; return; }
   const dataset = $("mistakes-dataset").value;
   $("mistakes-summary").textContent = "computing…";
   try {
