@@ -31,7 +31,7 @@ def pyplot():
 
 
 def plot_series(series: Series, path: str | os.PathLike, title: str, xlabel: str, ylabel: str,
-                xlog: bool = False, markers: bool = False) -> Series:
+                xlog: bool = False, markers: bool = False, ylog: bool = False) -> Series:
     """Draw one line per entry of ``series`` ({label: (x, y)}) and save it as a PNG."""
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
@@ -42,14 +42,52 @@ def plot_series(series: Series, path: str | os.PathLike, title: str, xlabel: str
     axes.set_ylabel(ylabel)
     if xlog:
         axes.set_xscale("log")
-    axes.grid(True, alpha=0.3)
+    if ylog:
+        axes.set_yscale("log")
+    if not xlog and all(float(v).is_integer() for x, _ in series.values() for v in x):
+        axes.xaxis.get_major_locator().set_params(integer=True)  # epochs and layers: no 1.5
+    axes.grid(True, alpha=0.3, which="both" if ylog else "major")
     if len(series) > 1 or markers:
         axes.legend()
+    save_figure(plt, figure, path)
+    return series
+
+
+def save_figure(plt: Any, figure: Any, path: str | os.PathLike) -> None:
     figure.tight_layout()
     with atomic_output(Path(path)) as handle:
         figure.savefig(handle, format="png")
     plt.close(figure)
-    return series
+
+
+def plot_spread(panels: dict[str, dict[str, list[list[float]]]], reference: dict[str, list[float | None]],
+                path: str | os.PathLike, title: str, xlabel: str, ylabel: str,
+                reference_label: str = "reference") -> None:
+    """Values spread over seeds, on a log scale: one panel per entry of ``panels`` ({panel: {series: [values at
+    position 1, at position 2, …]}}), each series' values as dots in its own colour beside each position, and a
+    panel's ``reference`` values (one per position) as black crosses."""
+    plt = pyplot()
+    figure, all_axes = plt.subplots(1, len(panels), figsize=(4 * len(panels) + 1, 4.5), dpi=100, sharey=True,
+                                    squeeze=False)
+    for axes, (panel, named) in zip(all_axes[0], panels.items()):
+        width = 0.6 / max(len(named), 1)
+        for index, (name, positions) in enumerate(named.items()):
+            offset = (index - (len(named) - 1) / 2) * width
+            xs = [p + 1 + offset for p, values in enumerate(positions) for _ in values]
+            ys = [v for values in positions for v in values]
+            axes.plot(xs, ys, "o", markersize=4, alpha=0.6, color=f"C{index}", label=name)
+        marks = [(p + 1, v) for p, v in enumerate(reference.get(panel, [])) if v is not None]
+        if marks:
+            axes.plot(*zip(*marks), "x", color="black", markersize=9, mew=2, label=reference_label)
+        axes.set_title(panel)
+        axes.set_xlabel(xlabel)
+        axes.set_xticks(range(1, max(len(p) for p in named.values()) + 1))
+        axes.set_yscale("log")
+        axes.grid(True, alpha=0.3, which="both")
+    all_axes[0][0].set_ylabel(ylabel)
+    all_axes[0][-1].legend(fontsize=8)
+    figure.suptitle(title)
+    save_figure(plt, figure, path)
 
 
 METRIC_LABELS = {"accuracy": "accuracy (%)", "cost": "cost"}

@@ -1,4 +1,4 @@
-"""The book's experiments (chapters 1 and 3) as data, and one runner for all of them.
+"""The book's experiments (chapters 1, 3 and 5) as data, and one runner for all of them.
 
 Each :class:`Experiment` is a declaration: its runs (flat run-specification
 settings, see :class:`nndl.runs.spec.RunSpec`), the rows of its report (what to
@@ -29,11 +29,12 @@ import numpy as np
 from ..errors import ConfigError
 from ..files.atomic import read_json, write_bytes_atomically
 from ..files.models import load_model, save_model
-from ..files.plots import plot_series
+from ..files.plots import plot_series, plot_spread
 from ..files.plots import plot_mistakes
 from ..metrics import Measure, ensemble_guesses
 from ..pixels import unit_interval
 from ..settings import option_flag
+from ..unstable import balanced_chain, bias_gradients
 from .checkpoint import checkpoint_files
 from .runner import DataCache, kept_scores, run_spec, vote_scores
 from .spec import SECTIONS, RunSpec
@@ -42,14 +43,38 @@ HOWS = ("best", "final", "first", "kept", "ensemble", "epoch-of-best", "epoch-of
 MISTAKES_SHOWN = 100  # digits in an ensemble's mistakes figure at most (the book's made 33)
 
 
-def parse_measure(text: str) -> tuple[str, Measure | None]:
-    """'best test_accuracy' → ('best', Measure('test', 'accuracy')); 'epochs' → ('epochs', None)."""
+@dataclass(frozen=True)
+class LayerSpeed:
+    """Hidden layer ``layer``'s speed of learning ‖∂C/∂b^l‖ in an epoch record (chapter 5; a run records it with
+    learning_speed). With one mini-batch per epoch, epoch 0's value is the gradient at the initial weights."""
+
+    layer: int
+    dataset = "training"
+    name = "speed"
+    higher_is_better = True
+
+    def of(self, record: dict[str, Any]) -> float | None:
+        speeds = record.get("learning_speed")
+        return speeds[self.layer - 1] if speeds and self.layer < len(speeds) else None  # the last is the output's
+
+    def __str__(self) -> str:
+        return f"speed of hidden layer {self.layer}"
+
+
+def parse_measure(text: str) -> tuple[str, Measure | LayerSpeed | None]:
+    """'best test_accuracy' → ('best', Measure('test', 'accuracy')); 'first speed2' → ('first', LayerSpeed(2));
+    'epochs' → ('epochs', None)."""
     if text == "epochs":
         return "epochs", None
     how, _, key = text.partition(" ")
     if how not in HOWS:
         raise ConfigError(f"measure {text!r}: begin with one of {', '.join(HOWS)}")
-    return how, Measure.parse(key)
+    speed = re.fullmatch(r"speed([1-9]\d*)", key)
+    if speed is None:
+        return how, Measure.parse(key)
+    if how not in ("first", "final"):
+        raise ConfigError(f"measure {text!r}: a layer's speed is read at the first or final epoch")
+    return how, LayerSpeed(int(speed.group(1)))
 
 
 @dataclass(frozen=True)
@@ -79,7 +104,10 @@ class Row:
 @dataclass(frozen=True)
 class Figure:
     """A figure: ``metric`` per epoch for each run (``kind="curve"``, optionally over the run's
-    epochs [start, stop)), or the final metric against the training-set size (``kind="by-size"``)."""
+    epochs [start, stop)), or the final metric against the training-set size (``kind="by-size"``).
+    Chapter 5's kinds take ``metric="learning_speed"``: ``"speed"`` draws one run's hidden layers' speeds
+    of learning per epoch on a log scale, ``"speed-at-start"`` every seed's speeds at the initial weights,
+    one panel per depth, one colour per network, the book's single draw beside them."""
 
     name: str
     title: str
@@ -90,17 +118,22 @@ class Figure:
 
     @property
     def measures(self) -> list[Measure]:
-        return [Measure.parse(key) for key in self.metric.split(",")]
+        return [] if self.kind in SPEED_FIGURES else [Measure.parse(key) for key in self.metric.split(",")]
+
+
+SPEED_FIGURES = ("speed", "speed-at-start")
 
 
 def recorded_datasets(spec: RunSpec) -> dict[str, set[str]]:
-    """The measures a run records, by dataset."""
+    """The measures a run records, by dataset (a layer's speed as "speed1", "speed2", … of "training")."""
     wanted = set(spec.monitoring.monitor)
     recorded = {spec.data.evaluate_on: {"accuracy", "correct"} | ({"cost"} if "evaluation-cost" in wanted else set())}
     if spec.monitoring.keeps_best:
         recorded.setdefault("validation", set()).update({"accuracy", "correct"})
     training = {name for name, flag in (("accuracy", "training-accuracy"), ("correct", "training-accuracy"),
                                         ("cost", "training-cost")) if flag in wanted}
+    if spec.monitoring.learning_speed:
+        training |= {f"speed{layer}" for layer in range(1, len(spec.network.hidden) + 1)}
     if training:
         recorded["training"] = training
     return recorded
@@ -129,6 +162,8 @@ class Experiment:
     folder: str = ""
     ensemble_size: int = 0
     quick: dict[str, Any] = dataclasses.field(default_factory=dict)
+    min_seeds: int = 1  # a full run takes at least this many seeds: its rows are a distribution, not a best
+    example: Callable[[Path], tuple[list[str], list[dict[str, Any]]]] | None = None  # a worked example, no training
 
     def __post_init__(self) -> None:
         specs = self.specs()
@@ -140,16 +175,21 @@ class Experiment:
         for figure in self.figures:
             for run in figure.runs or tuple(self.runs):
                 self.check_reference(run, f"figure {figure.name!r}")
-                for measure in figure.measures:
+                for measure in figure.measures or ([LayerSpeed(1)] if figure.kind in SPEED_FIGURES else []):
                     self.check_recorded(specs[run], measure, f"figure {figure.name!r}")
 
     def check_reference(self, run: str, what: str) -> None:
         if run not in self.runs:
             raise ConfigError(f"experiment {self.name!r}: {what} names run {run!r}, which is not one of its runs")
 
-    def check_recorded(self, spec: RunSpec, measure: Measure, what: str) -> None:
-        if measure.name not in recorded_datasets(spec).get(measure.dataset, set()):
+    def check_recorded(self, spec: RunSpec, measure: Measure | LayerSpeed, what: str) -> None:
+        name = f"speed{measure.layer}" if isinstance(measure, LayerSpeed) else measure.name
+        if name not in recorded_datasets(spec).get(measure.dataset, set()):
             raise ConfigError(f"experiment {self.name!r}: {what} needs the {measure}, which its run does not record")
+
+    def seed_count(self, seeds: int, quick: bool) -> int:
+        """How many seeds a run of this experiment takes when ``seeds`` are asked for."""
+        return seeds if quick else max(seeds, self.min_seeds)
 
     @property
     def ensembles(self) -> set[str]:
@@ -158,6 +198,7 @@ class Experiment:
 
     def seeds_of(self, label: str, seeds: int, quick: bool) -> int:
         """How many seeds run ``label`` trains when ``seeds`` are asked for (an ensemble's run: at least its size)."""
+        seeds = self.seed_count(seeds, quick)
         if label not in self.ensembles or not self.ensemble_size:
             return seeds
         return max(seeds, min(self.ensemble_size, 2) if quick else self.ensemble_size)
@@ -190,6 +231,43 @@ OVERFITTING = {**CE, "train_size": 1000, "epochs": 400,
                "monitor": ["training-cost", "training-accuracy", "evaluation-cost"]}
 MORE_DATA_SIZES = (100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)  # the book's more_data.py
 MORE_DATA_BOOK = (69.09, 76.37, 85.29, 88.85, 91.27, 93.24, 94.89, 95.85, 95.97)
+NETWORK2 = {**CE, "init": "normalized", "eta": 0.1, "lmbda": 5.0}  # chapter 5's network2.py runs
+DEPTH_BOOK = (96.48, 96.90, 96.57, 96.53)  # best validation accuracy with 1-4 hidden layers of 30
+# fig/generate_gradient.py: full-batch gradient descent (η = 0.1, λ = 5.0) on the first 1,000 training images
+SPEED = {**NETWORK2, "epochs": 500, "mini_batch_size": 1000, "train_size": 1000, "learning_speed": True,
+         "evaluate_each_epoch": False}
+SPEED_BOOK = {2: (0.07, 0.31), 3: (0.012, 0.060, 0.283), 4: (0.003, 0.017, 0.070, 0.285)}  # at initialisation
+# the book's runs, then with chapter 1's N(0, 1) weights and with chapter 6's ReLU: figure suffix → (label, settings)
+SPEED_REMEDIES = {"": ("", {}), "_large_weights": (", N(0, 1) weights", {"init": "large"}),
+                  "_relu": (", ReLU", {"activation": "relu"})}
+
+
+def hidden_label(layers: int, remedy: str = "") -> str:
+    return f"{layers} hidden layer{'' if layers == 1 else 's'}{remedy}"
+
+
+def exploding_gradient(out: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """The chapter's chain of four one-neuron layers with every z = 0: ∂C/∂b^l for w = 100 (explodes, ×25 per
+    layer), w = 4 (w σ'(z) = 1: stable) and w = 1 (vanishes, ×1/4), as a table and a figure."""
+    weights = (100.0, 4.0, 1.0)
+    gradients = {w: [abs(g) for g in bias_gradients(balanced_chain(w))] for w in weights}
+    lines = ["### The exploding gradient: a chain of one-neuron layers with every z = 0, so σ'(z) = 1/4", "",
+             "Input x = 1, target y = 0, quadratic cost; the biases are chosen so that every z = wa + b = 0. "
+             "Going one layer back multiplies ∂C/∂b by w σ'(z) = w/4.", "",
+             "| layer l | " + " | ".join(f"∂C/∂b^l, w = {w:g}" for w in weights) + " |",
+             "|---|" + "---|" * len(weights)]
+    for layer in range(len(gradients[weights[0]])):
+        cells = []
+        for w in weights:
+            g = gradients[w]
+            ratio = f" (×{g[layer] / g[layer + 1]:.4g})" if layer + 1 < len(g) else ""
+            cells.append(f"{g[layer]:.4g}{ratio}")
+        lines.append(f"| {layer + 1} | " + " | ".join(cells) + " |")
+    series = {f"w = {w:g}, w σ'(z) = {w / 4:g}": (list(range(1, len(g) + 1)), g) for w, g in gradients.items()}
+    plot_series(series, out / "exploding_gradient.png", r"$|\partial C/\partial b^l|$ along a chain with every z = 0",
+                "layer l (1 is furthest from the output)", r"$|\partial C/\partial b^l|$", markers=True, ylog=True)
+    return lines, [{"name": "exploding_gradient", "file": "exploding_gradient.png",
+                    "series": {k: {"first": 1, "last": len(g), "points": len(g)} for k, (_, g) in series.items()}}]
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("chapter1-30", "Chapter 1: [784, 30, 10], quadratic cost, η = 3.0", "-",
@@ -314,6 +392,41 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
          "250,000 shifted images": {**CE, "hidden": [100], "init": "normalized", "lmbda": 5.0, "expand": "shift-one-pixel"}},
         (Row("best test accuracy", "50,000 images", "best test_accuracy", None),
          Row("best test accuracy", "250,000 shifted images", "best test_accuracy", None)),
+    ),
+    Experiment(
+        "chapter5-depth", "Chapter 5: [784, 30, …, 30, 10] with 1-4 hidden layers, network2.py, η = 0.1, λ = 5.0", "-",
+        {hidden_label(k): {**NETWORK2, "hidden": [30] * k, "evaluate_on": "validation", "keep_best": True}
+         for k in (1, 2, 3, 4)},
+        tuple(Row("best validation accuracy", hidden_label(k), "best validation_accuracy", book)
+              for k, book in zip((1, 2, 3, 4), DEPTH_BOOK))
+        + tuple(Row("test accuracy of the best validation epoch", hidden_label(k), "kept test_accuracy")
+                for k in (1, 2, 3, 4)),
+        note="The book's runs pass evaluation_data=validation_data, so its numbers are validation accuracies (the "
+             "best epoch's, as the registry reports chapter 3's); the test accuracy is scored once, at that epoch.",
+    ),
+    Experiment(
+        "chapter5-speed", "Chapter 5: the speed of learning ‖∂C/∂b^l‖ of each hidden layer, 1,000 images, "
+        "full-batch gradient descent", "training_speed_2-4_layers",
+        {hidden_label(k, remedy): {**SPEED, **settings, "hidden": [30] * k}
+         for remedy, settings in SPEED_REMEDIES.values() for k in (2, 3, 4)},
+        tuple(Row(f"hidden layer {layer} at the start", hidden_label(k, remedy), f"first speed{layer}",
+                  None if remedy else SPEED_BOOK[k][layer - 1])
+              for remedy, _ in SPEED_REMEDIES.values() for k in (2, 3, 4) for layer in range(1, k + 1))
+        + tuple(Row("final test accuracy", hidden_label(k, remedy), "final test_accuracy")
+                for remedy, _ in SPEED_REMEDIES.values() for k in (2, 3, 4)),
+        (Figure("speed_at_start", r"$\Vert\partial C/\partial b^l\Vert$ at the initial weights, every seed",
+                "learning_speed",
+                kind="speed-at-start"),)
+        + tuple(Figure(f"training_speed_{k}_layers{suffix}", f"Speed of learning: {hidden_label(k, remedy)}",
+                       "learning_speed", runs=(hidden_label(k, remedy),), kind="speed")
+                for suffix, (remedy, _) in SPEED_REMEDIES.items() for k in (2, 3, 4)),
+        note="As fig/generate_gradient.py: network2.py's [784, 30, …, 30, 10] (sigmoid, cross-entropy, N(0, 1/n_in) "
+             "weights), 500 epochs of gradient descent with η = 0.1 and λ = 5.0 on the first 1,000 training images "
+             "in one mini-batch, ‖∂C/∂b^l‖ measured before each update (so epoch 0 is the initial weights). The book "
+             "reports one draw; nndl gives every seed's (at least 10). Beside them the same runs with chapter 1's "
+             "N(0, 1) weights (the initialisation chapter 3 replaced) and with chapter 6's rectified linear neurons.",
+        min_seeds=10,
+        example=exploding_gradient,
     ),
     Experiment(
         "elastic", "Towards 99.3%: fully connected networks trained on fresh distortions every epoch", "-",
@@ -504,12 +617,13 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
         log(f"{experiment.name}: {label}, seed {seed}: best {summary['best']['measure']} "
             f"{100 * summary['best']['accuracy']:.2f}% {how}")
     figures = [draw_figure(experiment, figure, results, out) for figure in experiment.figures]
+    example, example_figures = experiment.example(out) if experiment.example else ([], [])
     ensembles = ensembles_of(experiment, kept, seeds, quick, data_dir, cache)
     figures += [draw_mistakes(experiment, label, kept, out, seeds, quick, data_dir, cache)
                 for label in sorted(experiment.ensembles)]
-    outcome = {"experiment": experiment.name, "quick": quick, "seeds": seeds,
+    outcome = {"experiment": experiment.name, "quick": quick, "seeds": experiment.seed_count(seeds, quick),
                "seconds": time.perf_counter() - started, "rows": report_rows(experiment, results, ensembles),
-               "figures": figures}
+               "figures": figures + example_figures, "example": example}
     write_bytes_atomically(out / "report.md", experiment_report(experiment, outcome).encode("utf-8"))
     write_bytes_atomically(out / "results.json", json.dumps(outcome).encode("utf-8"))
     return outcome
@@ -660,9 +774,9 @@ def report_rows(experiment: Experiment, results: dict[str, list[dict[str, Any]]]
 
 
 def best_of(measure_name: str, values: list[float]) -> float | None:
-    """The best seed's value: the highest accuracy, the lowest cost; epochs have no best."""
+    """The best seed's value: the highest accuracy, the lowest cost; epochs and speeds (a spread) have no best."""
     how, chosen = parse_measure(measure_name)
-    if chosen is None or how.startswith("epoch"):
+    if chosen is None or how.startswith("epoch") or isinstance(chosen, LayerSpeed):
         return None
     return (max if chosen.higher_is_better else min)(values)
 
@@ -674,6 +788,8 @@ def draw_figure(experiment: Experiment, figure: Figure, results: dict[str, list[
     full = experiment.specs()  # as declared: a quick run still stands for its full run
     series: dict[str, tuple[list[float], list[float]]] = {}
     measures = figure.measures
+    if figure.kind in SPEED_FIGURES:
+        return draw_speed_figure(experiment, figure, results, out)
     if figure.kind == "by-size":
         size = {r: full[r].data.train_size or results[r][0]["data"]["train_size"] for r in runs}
         points = sorted((size[r], measure(results[r][0], f"final {figure.metric}")) for r in runs)
@@ -702,11 +818,50 @@ def draw_figure(experiment: Experiment, figure: Figure, results: dict[str, list[
             "series": {k: {"first": x[0], "last": x[-1], "points": len(x)} for k, (x, _) in series.items() if x}}
 
 
+def draw_speed_figure(experiment: Experiment, figure: Figure, results: dict[str, list[dict[str, Any]]],
+                      out: Path) -> dict[str, Any]:
+    """Chapter 5's figures: one run's hidden layers' speeds per epoch (first seed), or every seed's speeds at the
+    start, one panel per depth and one colour per network, with the book's draw; both on a log scale."""
+    full = experiment.specs()
+    runs = figure.runs or tuple(results)
+    depth = {run: len(full[run].network.hidden) for run in runs}
+    if figure.kind == "speed":
+        history = results[runs[0]][0]["history"]
+        series = {f"hidden layer {layer}": ([r["epoch"] for r in history],
+                                            [LayerSpeed(layer).of(r) for r in history])
+                  for layer in range(1, depth[runs[0]] + 1)}
+        plot_series(series, out / f"{figure.name}.png", figure.title, "epochs of training", SPEED_AXIS, ylog=True)
+        drawn = {name: x for name, (x, _) in series.items()}
+    else:
+        panels: dict[str, dict[str, list[list[float]]]] = {}
+        book: dict[str, list[float | None]] = {}
+        for run in runs:
+            panel, spec = hidden_label(depth[run]), full[run].network
+            name = f"{spec.activation}, {INIT_LABELS[spec.init]}"
+            panels.setdefault(panel, {})[name] = [[LayerSpeed(layer).of(s["history"][0]) for s in results[run]]
+                                                  for layer in range(1, depth[run] + 1)]
+            given = [row.book for row in experiment.rows if row.run == run and row.measure.startswith("first speed")]
+            if given and all(isinstance(value, (int, float)) for value in given):
+                book[panel] = given
+        plot_spread(panels, book, out / f"{figure.name}.png", figure.title, "hidden layer", SPEED_AXIS,
+                    reference_label="the book (one draw)")
+        drawn = {f"{panel}: {name}": list(range(1, len(values) + 1))
+                 for panel, named in panels.items() for name, values in named.items()}
+    return {"name": figure.name, "file": f"{figure.name}.png",
+            "series": {k: {"first": x[0], "last": x[-1], "points": len(x)} for k, x in drawn.items() if x}}
+
+
+INIT_LABELS = {"large": "N(0, 1)", "normalized": "N(0, 1/n_in)", "he": "N(0, 2/n_in)"}
+SPEED_AXIS = r"$\Vert\partial C/\partial b^l\Vert$"  # ‖∂C/∂b^l‖ in Matplotlib's mathtext
+
+
 def format_value(value: float | str | None, measure: str = "") -> str:
     if value is None:
         return "-"
     if isinstance(value, str):
         return value
+    if " speed" in measure:
+        return f"{value:.3g}"
     if measure.startswith(("epoch", "epochs")) or measure == "epochs":
         return f"{value:.0f}"
     return f"{value:.2f}" + ("%" if "accuracy" in measure or not measure else "")
@@ -748,6 +903,8 @@ def experiment_report(experiment: Experiment, outcome: dict[str, Any], figure_di
     lines += [f"- {label}: `{train_command(spec)}`" for label, spec in experiment.specs().items()]
     if experiment.note:
         lines += ["", experiment.note]
+    if outcome.get("example"):
+        lines += [""] + outcome["example"]
     if outcome["figures"]:
         lines += [""] + [f"![{f['name']}]({figure_dir}{f['file']})" for f in outcome["figures"]]
     return "\n".join(lines) + "\n"

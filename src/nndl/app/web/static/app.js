@@ -7,6 +7,8 @@ import { initTrain } from "./train.js";
 import { initMistakes } from "./mistakes.js";
 import { initSlowdown } from "./slowdown.js";
 import { initModels } from "./models.js";
+import { initUniversality } from "./universality.js";
+import { initUnstable } from "./unstable.js";
 
 const $ = (id) => document.getElementById(id);
 const listeners = [], trainingListeners = [];
@@ -103,5 +105,6 @@ function initTabs() {
 initTabs();
 $("model").addEventListener("change", (e) => setModel(e.target.value || null));
 initTrain(page); initDraw(page); initMistakes(page); initSlowdown(page); initModels(page);
+initUniversality(page); initUnstable(page);
 showTab(hashValue("tab") || "draw");
 page.refreshModels().catch((e) => page.say(e.message, true));
