@@ -35,7 +35,7 @@ from ..reporting import finite_or_none
 from .digits import rounded
 
 COST_EVERY = 10  # the mini-batch cost is measured on every 10th mini-batch: about 3% of a step's work ...
-MAX_COST_POINTS = 200  # ... and at most 200 times per epoch
+MAX_COST_POINTS = 100  # ... and at most 100 times per epoch (a point every pixel or two of the chart)
 MAX_POINTS = 4000  # mini-batch costs a snapshot keeps: beyond, every other one is dropped (the curve's shape stays)
 RECENT_EVENTS = 400  # numbered events kept for a page resuming after a dropped connection
 WEIGHT_IMAGES = 16  # hidden neurons whose weight images the page shows
@@ -89,6 +89,10 @@ class LiveRun(Callback):
             error = str(exc)
         except Exception as exc:  # the page must hear that the run died, whatever killed it
             error = f"training failed: {type(exc).__name__}: {exc}"
+        self.training = self.order = None  # the images are the cache's to keep or drop
+        if self.spec.data.expand and self.result is not None:  # 200 MB of shifted images: a new run loads them again
+            expanded = self.cache.get(self.spec.data)
+            self.cache.loaded = {k: v for k, v in self.cache.loaded.items() if v is not expanded}
         summary = self.result.summary if self.result else {}
         state = "failed" if error else "stopped" if self.stop_reason or summary.get("interrupted") else "finished"
         if self.on_end is not None and state != "failed":

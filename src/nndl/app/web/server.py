@@ -10,7 +10,6 @@ shows is computed here with the library's own maths. The API:
     POST /api/draw                        preprocess a drawing, feed it forward, costs and BP1-BP4
     POST /api/mistakes, /api/mistakes/cell   confusion matrix, and one cell's digits
     POST /api/slowdown                    one sigmoid neuron learning (chapter 3's first figures)
-    POST /api/unstable                    each hidden layer's speed of learning per epoch (chapter 5)
     GET  /api/digits/{test,validation}    an MNIST digit (?index=N, else a random one) for the Draw tab
     GET  /api/presets                     the book's runs
     POST /api/train                       start a run (one at a time: 409 while one trains)
@@ -58,7 +57,6 @@ from .presets import presets
 from .schemas import (MODEL_NAME_PATTERN, AnalyseRequest, CellRequest, MistakesRequest, SaveRequest, SlowdownRequest,
                       StepRequest, TrainSettings)
 from .slowdown import train_one_neuron
-from .unstable import SpeedRequest, speed_run
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 3_000_000  # bytes in any request: a drawing is a few kB
@@ -174,9 +172,16 @@ def keep_only(cache: DataCache, spec: RunSpec) -> None:
 
 
 def sse(event: str | None = None, data: Any = None, id: str | None = None, **fields: Any) -> bytes:
-    """One server-sent event, its data as JSON."""
-    return format_sse_event(data_str=None if data is None else json.dumps(finite_or_none(jsonable_encoder(data))),
+    """One server-sent event, its data as JSON (the run's state is plain lists, dicts and numbers already)."""
+    return format_sse_event(data_str=None if data is None else json.dumps(data, default=plain),
                             event=event, id=id, **fields)
+
+
+def plain(value: Any) -> Any:
+    """A NumPy number or array as the Python value JSON can hold."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return finite_or_none(value.tolist())
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def resume_point(live: LiveRun, last_event_id: str | None) -> int | None:
@@ -208,8 +213,9 @@ async def run_events(live: LiveRun, last_event_id: str | None) -> AsyncIterator[
                 yield sse("end", snapshot["end"], f"{live.id}:{seq}")
                 return
             continue
-        for seq, event, data in events:
-            yield sse(event, data, f"{live.id}:{seq}")
+        if events:  # one write for all that happened since the last look
+            yield b"".join(sse(event, data, f"{live.id}:{n}") for n, event, data in events)
+            seq = events[-1][0]
         if live.end is not None and seq >= live.seq:  # the run has ended and this page has heard all of it
             if not events:
                 yield sse("end", live.end, f"{live.id}:{seq}")
@@ -303,10 +309,6 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
     @app.post("/api/slowdown")
     def slowdown(request: SlowdownRequest) -> dict[str, Any]:
         return finite_or_none(train_one_neuron(request.cost, request.w, request.b, request.eta, request.epochs))
-
-    @app.post("/api/unstable")
-    def unstable(request: SpeedRequest) -> dict[str, Any]:
-        return finite_or_none(speed_run(request, server.cache, server.data))
 
 
     # -- training ----------------------------------------------------------------------------

@@ -63,7 +63,9 @@ export function legend(element, colour, low, high, caption) {
 export function lineChart(canvas, series, { xlabel = "", ylabel = "", xmin, xmax, ymin, ymax } = {}) {
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth || 480, height = canvas.clientHeight || 240;
-  canvas.width = width * ratio; canvas.height = height * ratio;
+  if (canvas.width !== width * ratio || canvas.height !== height * ratio) {
+    canvas.width = width * ratio; canvas.height = height * ratio; // a new size only when it changes: cheaper redraws
+  }
   const ctx = canvas.getContext("2d");
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, width, height);

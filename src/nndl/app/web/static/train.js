@@ -6,7 +6,8 @@ import { api, diverging, legend, lineChart, paintGrid, reshape } from "./paint.j
 const $ = (id) => document.getElementById(id);
 const WATCH_MS = 2000; // how often the page asks whether a run started elsewhere (and whether the server is up)
 const ACTIVE = ["starting", "running", "paused"];
-let page, presets = [], source = null, run = null, redraw = 0;
+const REDRAW_MS = 500; // the charts are redrawn at most twice a second: drawing must not slow the training
+let page, presets = [], source = null, run = null, redraw = 0, paintedWeights = null;
 const frames = (window.nndlTrainFrames = []);
 const finishListeners = [];
 
@@ -110,7 +111,11 @@ async function control(action, body = {}) {
 function listen() {
   if (source) source.close();
   source = new EventSource("/api/train/events");
-  const on = (name, handler) => source.addEventListener(name, (e) => { handler(JSON.parse(e.data)); schedule(); });
+  // state changes show at once; the stream of costs and weights is drawn at most every REDRAW_MS
+  const on = (name, handler) => source.addEventListener(name, (e) => {
+    handler(JSON.parse(e.data));
+    if (["snapshot", "state", "end"].includes(name)) draw(); else schedule();
+  });
   on("snapshot", (d) => {
     run = { id: d.run, state: d.state, reason: d.reason, epoch: d.epoch, batch: d.batch, begin: d.begin,
       points: d.points, epochs: d.epochs, weights: d.weights, end: d.end };
@@ -149,7 +154,9 @@ function setState(state) {
   schedule();
 }
 
-function schedule() { if (!redraw) redraw = requestAnimationFrame(() => { redraw = 0; draw(); }); }
+function schedule() {
+  if (!redraw) redraw = setTimeout(() => requestAnimationFrame(() => { redraw = 0; draw(); }), REDRAW_MS);
+}
 
 const percent = (x) => `${(100 * x).toFixed(2)}%`;
 
@@ -179,6 +186,7 @@ function draw() {
   status.dataset.epochs = String(run.epochs.length);
   status.dataset.points = String(run.points.length);
   status.dataset.batch = `${run.epoch}:${run.batch}`;
+  status.dataset.run = run.id;
   frames.push([run.state, run.points.length]); // what each redraw showed (the browser test reads it)
   page.trainingChanged(run);
   const b = run.begin;
@@ -204,6 +212,8 @@ function draw() {
 
 function drawWeights() {
   const w = run.weights, box = $("train-weights");
+  if (w && w === paintedWeights && box.children.length) return; // unchanged since the last redraw
+  paintedWeights = w;
   if (!w) { box.innerHTML = ""; $("train-weights-legend").textContent = run.begin && run.begin.layers && run.begin.layers[0] !== "full" ? "this network's first layer is convolutional: its filters show on the Draw tab" : ""; return; }
   while (box.children.length < w.neurons.length) {
     const canvas = document.createElement("canvas");
