@@ -18,7 +18,12 @@ setup: $(BIN)/nndl
 demo: setup
 	$(BIN)/nndl train --seed 1
 
-test: setup
+# The browser tests check the page with axe-core (accessibility rules), installed from npm beside the tests.
+AXE := node_modules/axe-core/axe.min.js
+$(AXE):
+	npm install --no-save --no-package-lock --no-audit --no-fund axe-core@4.14.1
+
+test: setup $(AXE)
 	$(BIN)/python -m pytest
 
 bench: setup
