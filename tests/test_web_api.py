@@ -309,6 +309,20 @@ def test_slowdown_the_saturated_neuron_learns_slowly_with_quadratic_fast_with_cr
     assert client.post("/api/slowdown", json={"cost": "log-likelihood"}).status_code == 422
 
 
+def test_slowdown_starts_where_the_book_does_and_softmax_sums_to_one(client):
+    book = client.post("/api/slowdown", json={"cost": "quadratic"}).json()
+    assert book["start"] == {"w": 0.6, "b": 0.9}
+    assert book["output"][0] == pytest.approx(1 / (1 + np.exp(-1.5)))  # σ(0.6 + 0.9) ≈ 0.82, the book's first start
+    r = client.post("/api/softmax", json={"z": [2.5, -1, 3.2, 0.5]}).json()
+    expected = np.exp([2.5, -1, 3.2, 0.5]) / np.exp([2.5, -1, 3.2, 0.5]).sum()
+    np.testing.assert_allclose(r["a"], expected, rtol=1e-12)
+    assert r["sum"] == pytest.approx(1.0)
+    big = client.post("/api/softmax", json={"z": [50.0, -50.0]}).json()  # no overflow at the caps
+    assert big["a"][0] == pytest.approx(1.0) and np.isfinite(big["a"][1])
+    for bad in ({"z": []}, {"z": [51.0]}, {"z": [0.0] * 11}, {"z": ["1"]}):
+        assert client.post("/api/softmax", json=bad).status_code == 422
+
+
 # -- training ---------------------------------------------------------------------------------------------
 
 SHORT_RUN = {"hidden": [8], "epochs": 2, "train_size": 200, "mini_batch_size": 10, "eta": 1.0, "seed": 1}

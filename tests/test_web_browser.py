@@ -151,7 +151,7 @@ def test_draw_a_one_and_a_seven(page):
     expect(page.locator("#guess")).to_have_text("7")
 
 
-def test_train_watch_the_curves_save_and_use_the_model(page):
+def test_train_watch_the_curves_save_and_use_the_model(page, browser):
     page.click("nav button[data-tab=train]")
     page.select_option("#preset", "cross-entropy")
     page.fill("input[name=epochs]", "12")  # long enough (a few seconds) for the page to draw it mid-run
@@ -166,6 +166,11 @@ def test_train_watch_the_curves_save_and_use_the_model(page):
     assert final_points > 0 and any(state == "running" and 0 < points < final_points for state, points in frames)
     assert page.locator("#train-weights canvas").count() == 16
     screenshot(page, "train")
+    shared = browser.new_page()  # the address holds the run's settings: a teacher's link reproduces them
+    shared.goto(page.url)
+    for name, value in (("epochs", "12"), ("train_size", "2000"), ("seed", "1"), ("eta", "0.5")):
+        expect(shared.locator(f"input[name={name}]")).to_have_value(value)
+    shared.close()
     page.fill("#save-name", "browser-run.npz")
     page.click("#save")
     expect(page.locator("#message")).to_contain_text("saved browser-run.npz")
@@ -188,6 +193,7 @@ def test_confusion_matrix_cell_shows_its_digits(page):
 
 def test_learning_slowdown_and_models_tabs(page):
     page.click("nav button[data-tab=slowdown]")
+    page.click("#slow-start-2")  # the book's saturated start
     page.wait_for_timeout(3300)  # the animation of 300 epochs
     red_pixels = page.evaluate("""() => {
         const c = document.getElementById('slowdown-output'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -372,5 +378,32 @@ def test_axe_finds_nothing_critical_or_serious_on_any_tab(browser, url):
             if violations:
                 found[tab] = violations
         assert found == {}, found
+    finally:
+        page.close()
+
+
+def test_the_book_widgets_move_with_their_sliders_and_live_in_the_url(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(url + "#tab=slowdown")
+        expect(page.locator("#slowdown-maths")).to_contain_text("σ(1.50) = 0.818")  # the book's first start
+        page.locator("#slow-w").focus()
+        for _ in range(4):
+            page.keyboard.press("ArrowRight")  # w from 0.6 by four steps of 0.05
+        expect(page.locator("#slowdown-maths")).to_contain_text("σ(1.70) = 0.846")
+        page.locator("#softmax-z3").focus()
+        before = page.evaluate("window.nndlSlowdown.softmax")
+        page.keyboard.press("End")  # z4 to its largest, 5
+        expect(page.locator("#softmax-z3-value")).to_have_text("5")
+        page.wait_for_function("window.nndlSlowdown.softmax[3] > 0.5")
+        after = page.evaluate("window.nndlSlowdown.softmax")
+        assert after[3] > before[3] and all(a < b for a, b in zip(after[:3], before[:3])) and sum(after) == pytest.approx(1)
+        shared = page.url  # a teacher's link: the same sliders on another page
+        other = browser.new_page()
+        other.goto(shared)
+        expect(other.locator("#slow-w-value")).to_have_text("0.8")
+        expect(other.locator("#slowdown-maths")).to_contain_text("σ(1.70) = 0.846")
+        expect(other.locator("#softmax-z3-value")).to_have_text("5")
+        other.close()
     finally:
         page.close()

@@ -120,6 +120,12 @@ class SlowdownRequest(Strict):
 
     cost: Literal["quadratic", "cross-entropy"]
     w: float = Field(0.6, ge=-10.0, le=10.0)
-    b: float = Field(0.6, ge=-10.0, le=10.0)
+    b: float = Field(0.9, ge=-10.0, le=10.0)
     eta: float = Field(0.15, gt=0.0, le=10.0)
     epochs: int = Field(300, ge=1, le=1000)
+
+
+class SoftmaxRequest(Strict):
+    """The weighted inputs z_j of a softmax output layer (chapter 3's widget has four)."""
+
+    z: list[Annotated[float, Field(ge=-50.0, le=50.0)]] = Field(min_length=1, max_length=10)

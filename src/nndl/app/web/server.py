@@ -10,6 +10,7 @@ shows is computed here with the library's own maths. The API:
     POST /api/draw                        preprocess a drawing, feed it forward, costs and BP1-BP4
     POST /api/mistakes, /api/mistakes/cell   confusion matrix, and one cell's digits
     POST /api/slowdown                    one sigmoid neuron learning (chapter 3's first figures)
+    POST /api/softmax                     a softmax layer's outputs for its weighted inputs (chapter 3)
     GET  /api/digits/{test,validation}    an MNIST digit (?index=N, else a random one) for the Draw tab
     GET  /api/presets                     the book's runs
     POST /api/train                       start a run (one at a time: 409 while one trains)
@@ -55,8 +56,8 @@ from .mistakes import Verdicts, cell, confusion, judge
 from .model_folder import ModelExists, ModelFolder, ModelMissing
 from .presets import presets
 from .schemas import (MODEL_NAME_PATTERN, AnalyseRequest, CellRequest, MistakesRequest, SaveRequest, SlowdownRequest,
-                      StepRequest, TrainSettings)
-from .slowdown import train_one_neuron
+                      SoftmaxRequest, StepRequest, TrainSettings)
+from .slowdown import softmax_outputs, train_one_neuron
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 3_000_000  # bytes in any request: a drawing is a few kB
@@ -309,6 +310,10 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
     @app.post("/api/slowdown")
     def slowdown(request: SlowdownRequest) -> dict[str, Any]:
         return finite_or_none(train_one_neuron(request.cost, request.w, request.b, request.eta, request.epochs))
+
+    @app.post("/api/softmax")
+    def softmax(request: SoftmaxRequest) -> dict[str, Any]:
+        return softmax_outputs(request.z)
 
 
     # -- training ----------------------------------------------------------------------------

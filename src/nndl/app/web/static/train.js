@@ -20,12 +20,18 @@ export function initTrain(p) {
     const wanted = presets.find((x) => x.key === page.hashValue("preset")) || presets[0];
     $("preset").value = wanted.key;
     fillForm(wanted);
+    const shared = page.hashValue("run"); // a link to a run: its settings, as its sender started it
+    if (shared) try { fillForm({ settings: JSON.parse(shared), note: "settings from the link you followed" }); } catch (e) { /* not ours */ }
   }).catch((e) => page.say(e.message, true));
   $("preset").addEventListener("change", () => {
     fillForm(presets.find((x) => x.key === $("preset").value));
     page.setHash("preset", $("preset").value);
   });
-  $("start").addEventListener("click", () => startRun(readForm()));
+  $("start").addEventListener("click", () => {
+    const settings = readForm();
+    page.setHash("run", JSON.stringify(settings)); // the address now reproduces this run: share it
+    startRun(settings);
+  });
   $("pause").addEventListener("click", () => control("pause"));
   $("resume").addEventListener("click", () => control("resume"));
   $("step-batch").addEventListener("click", () => control("step", { unit: "batch" }));
