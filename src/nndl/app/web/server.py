@@ -11,6 +11,7 @@ shows is computed here with the library's own maths. The API:
     POST /api/mistakes, /api/mistakes/cell   confusion matrix, and one cell's digits
     POST /api/slowdown                    one sigmoid neuron learning (chapter 3's first figures)
     POST /api/softmax                     a softmax layer's outputs for its weighted inputs (chapter 3)
+    POST /api/unstable                    each hidden layer's speed of learning per epoch (chapter 5)
     GET  /api/digits/{test,validation}    an MNIST digit (?index=N, else a random one) for the Draw tab
     GET  /api/presets                     the book's runs
     POST /api/train                       start a run (one at a time: 409 while one trains)
@@ -58,6 +59,7 @@ from .presets import presets
 from .schemas import (MODEL_NAME_PATTERN, AnalyseRequest, CellRequest, MistakesRequest, SaveRequest, SlowdownRequest,
                       SoftmaxRequest, StepRequest, TrainSettings)
 from .slowdown import softmax_outputs, train_one_neuron
+from .unstable import SpeedRequest, speed_run
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 3_000_000  # bytes in any request: a drawing is a few kB
@@ -315,6 +317,9 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
     def softmax(request: SoftmaxRequest) -> dict[str, Any]:
         return softmax_outputs(request.z)
 
+    @app.post("/api/unstable")
+    def unstable(request: SpeedRequest) -> dict[str, Any]:
+        return finite_or_none(speed_run(request, server.cache, server.data))
 
     # -- training ----------------------------------------------------------------------------
 
