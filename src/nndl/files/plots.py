@@ -85,7 +85,10 @@ def plot_spread(panels: dict[str, dict[str, list[list[float]]]], reference: dict
         axes.set_yscale("log")
         axes.grid(True, alpha=0.3, which="both")
     all_axes[0][0].set_ylabel(ylabel)
-    all_axes[0][-1].legend(fontsize=8)
+    shown = {}  # one legend for every panel's series, each named once
+    for axes in all_axes[0]:
+        shown.update(zip(*reversed(axes.get_legend_handles_labels())))
+    all_axes[0][-1].legend(shown.values(), shown.keys(), fontsize=8)
     figure.suptitle(title)
     save_figure(plt, figure, path)
 
