@@ -47,6 +47,7 @@ class Layer:
 
     kind = "layer"
     has_parameters = True  # weights and biases; max-pooling has none
+    spec: LayerSpec  # how the shorthand names it
     w: np.ndarray | None = None
     b: np.ndarray | None = None
 
@@ -57,7 +58,6 @@ class Layer:
     def size(self) -> int:
         """Neurons in this layer (its output's size)."""
         return math.prod(self.output_shape)
-
 
     def weight_shape(self) -> Shape | None:
         """The shape of ``w`` (its first axis is the bias count); None for a layer without parameters."""
@@ -278,18 +278,11 @@ def build_layers(specs: Sequence[LayerSpec], input_shape: Shape, activation: Act
                                      else None))
         else:
             layers.append(FullyConnected(below, spec.size, activation))
+        layers[-1].spec = spec
         below = shape
     return layers
 
 
 def shorthand(layers: Sequence[Layer]) -> str:
     """The hidden layers of a network as the shorthand (``conv20x5,pool2,full100``), the output layer left out."""
-    names = []
-    for layer in layers[:-1]:
-        if isinstance(layer, Convolutional):
-            names.append(f"conv{layer.output_shape[0]}x{layer.kernel}")
-        elif isinstance(layer, MaxPooling):
-            names.append(f"pool{layer.p}")
-        else:
-            names.append(f"full{layer.size}")
-    return ",".join(names)
+    return ",".join(str(layer.spec) for layer in layers[:-1])
