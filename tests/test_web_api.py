@@ -671,3 +671,33 @@ def test_clients_that_go_away_mid_stream_leave_no_traceback(tmp_path, data_dir):
         server.terminate()
         _, err = server.communicate(timeout=STEP_TIMEOUT)
     assert "Traceback" not in err and "Error" not in err, err
+
+
+def test_a_convolutional_model_shows_its_filters_and_feature_maps_before_and_after_pooling(client, models_dir):
+    network = Network(layers="conv3x5,pool2,conv2x3,full10", cost="log-likelihood", seed=4)
+    save_model(network, models_dir / "conv3.npz")
+    drawn = client.post("/api/draw", json={"model": "conv3.npz", "image": drawing()}).json()
+    first, second = drawn["convolution"]
+    png = base64.b64decode(drawing().split(",", 1)[1])
+    _, activations = network.forward(preprocess(png).input_row[:, None].astype(network.dtype))
+    np.testing.assert_allclose(first["filters"], network.layers[0].w[:, 0], atol=1e-3)
+    np.testing.assert_allclose(first["maps"], activations[1][..., 0], atol=1e-3)  # w ⋆ a + b: σ comes after pooling
+    np.testing.assert_allclose(first["pooled"], activations[2][..., 0], atol=1e-3)
+    assert (first["maps_activation"], first["pooled_activation"], first["pool"]) == (None, "sigmoid", 2)
+    assert np.array(second["filters"]).shape == (2, 3, 3) and second["input_maps"] == 3 and "pooled" not in second
+    np.testing.assert_allclose(second["filters"], network.layers[2].w.sum(axis=1), atol=1e-3)
+    assert drawn["hidden"] is None
+
+
+def test_chapter_6_networks_train_from_the_page(client):
+    presets = {p["key"]: p["settings"] for p in client.get("/api/presets").json()["presets"]}
+    assert presets["ch6-conv1"]["layers"] == "conv20x5,pool2,full100" and presets["ch6-conv1"]["init"] == "network3"
+    assert presets["ch6-relu"]["l2_scale"] == "mini-batches" and presets["ch6-relu"]["activation"] == "relu"
+    run = {**SHORT_RUN, "layers": "conv2x3,pool2,full6", "cost": "log-likelihood"}  # 4×4 images: 2×2 maps, then 1×1
+    assert client.post("/api/train", json=run).status_code == 202
+    state = folded(events_until_end(client))
+    assert state["end"]["state"] == "finished" and state["begin"]["layers"] == ["conv", "pool", "full", "full"]
+    assert state["weights"] is None  # no 28×28 weight images for a convolutional first layer
+    for bad in ("conv100x5", "conv20x5,pool2,full1000", "conv20x5;rm", "full1,full1,full1,full1,full1,full1,full1"):
+        response = client.post("/api/train", json={**SHORT_RUN, "layers": bad})
+        assert response.status_code == 422 and field_named(response, "layers"), bad

@@ -407,3 +407,31 @@ def test_the_book_widgets_move_with_their_sliders_and_live_in_the_url(browser, u
         other.close()
     finally:
         page.close()
+
+
+def test_a_convolutional_model_shows_its_filters_and_feature_maps_in_draw(browser, url, models_dir):
+    from nndl.network import Network
+
+    save_model(Network(layers="conv6x5,pool2,full30", cost="log-likelihood", seed=2), models_dir / "conv.npz")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(url + "#model=conv.npz")
+        expect(page.locator("#model")).to_have_value("conv.npz")
+        page.click("#random-digit")
+        expect(page.locator("#guess")).to_have_text(re.compile(r"^\d$"))
+        expect(page.locator("#conv-panel")).to_be_visible()
+        strips = page.locator("#conv-layers .conv-strip")
+        expect(strips).to_have_count(3)  # filters, maps before pooling, maps after
+        for k, (title, size) in enumerate((("6 filters of 5×5", 5), ("before pooling: 6 of 24×24", 24),
+                                            ("2×2 max-pooling: 12×12, then sigmoid", 12))):
+            expect(strips.nth(k).locator("h3")).to_contain_text(title)
+            expect(strips.nth(k).locator(".conv-images canvas")).to_have_count(6)
+            assert strips.nth(k).locator(".conv-images canvas").first.evaluate("c => [c.width, c.height]") == [size, size]
+        expect(page.locator("#hidden-legend")).to_contain_text("convolutional")
+        screenshot(page, "draw-conv")
+        page.click("#tab-button-train")
+        page.select_option("#preset", "ch6-conv1")
+        expect(page.locator("input[name=layers]")).to_have_value("conv20x5,pool2,full100")
+        expect(page.locator("select[name=init]")).to_have_value("network3")
+    finally:
+        page.close()

@@ -100,7 +100,9 @@ def read_digit(network: Network, steps: Preprocessed, label: int | None = None) 
         "output_activation": network.output_activation.name,
         "hidden": None,
     }
-    if network.num_layers > 2:
+    if not network.is_dense:
+        result["convolution"] = feature_maps(network, activations)
+    elif network.num_layers > 2:
         z, a = zs[0], activations[1]
         result["hidden"] = {
             "activation": network.activation.name,
@@ -116,6 +118,32 @@ def read_digit(network: Network, steps: Preprocessed, label: int | None = None) 
     result["costs"] = {name: cost_under(cost, network, zs[-1], y) for name, cost in COSTS.items()}
     result["backprop"] = backprop_for(network, x, y)
     return result
+
+
+def feature_maps(network: Network, activations: list[np.ndarray]) -> list[dict[str, Any]]:
+    """Each convolutional layer's filters and its feature maps for this digit, before and after the pooling after it.
+
+    A filter over several input maps is drawn as the sum of its kernels over
+    them (one picture per feature map); σ sits before or after pooling as the
+    network has it (``layer.activation``), and each map says which it shows.
+    """
+    layers = network.layers
+    shown = []
+    for l, layer in enumerate(layers):
+        if layer.kind != "conv":
+            continue
+        pool = layers[l + 1] if l + 1 < len(layers) and layers[l + 1].kind == "pool" else None
+        entry: dict[str, Any] = {
+            "layer": l, "kernel": layer.kernel, "input_maps": layer.input_shape[0],
+            "filters": rounded(layer.w.sum(axis=1), 3), "biases": rounded(layer.b.ravel(), 4),
+            "maps": rounded(activations[l + 1][..., 0], 3),
+            "maps_activation": layer.activation.name if layer.activation else None,  # None: w ⋆ a + b, σ comes later
+        }
+        if pool is not None:
+            entry.update({"pool": pool.p, "pooled": rounded(activations[l + 2][..., 0], 3),
+                          "pooled_activation": pool.activation.name if pool.activation else None})
+        shown.append(entry)
+    return shown
 
 
 def weight_image(network: Network, neuron: int) -> dict[str, Any]:

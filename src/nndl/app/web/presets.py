@@ -28,6 +28,14 @@ BOOK_RUNS: tuple[tuple[str, str, tuple[str, str] | dict[str, Any]], ...] = (
      {"hidden": [100], "activation": "relu", "init": "he", "cost": "log-likelihood", "eta": 0.1, "lmbda": 5.0}),
     ("dropout", "Dropout p = 0.5, [784, 100, 10]", ("dropout", "[784, 100, 10] dropout")),
     ("expanded", "Expanded data: 250,000 one-pixel shifts", ("expanded", "250,000 shifted images")),
+    ("ch6-full100", "Chapter 6 #1: [784, 100, 10], softmax + log-likelihood (network3)",
+     ("chapter6-full100", "#1 full100")),
+    ("ch6-conv1", "Chapter 6 #2: conv20x5, pool2, full100 (about 7 s an epoch)",
+     ("chapter6-conv1", "#2 conv20x5,pool2,full100")),
+    ("ch6-conv2", "Chapter 6 #3: conv20x5, pool2, conv40x5, pool2, full100 (about 13 s an epoch)",
+     ("chapter6-conv2", "#3 conv20x5,pool2,conv40x5,pool2,full100")),
+    ("ch6-relu", "Chapter 6 #4: the same with rectified linear units, λ = 0.1",
+     ("chapter6-relu", "#4 ReLU")),
 )
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ...activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ...costs import COSTS
 from ...initializers import INITIALIZERS
+from ...regularization import L2_SCALES
 from ...runs.spec import EXPANSIONS, MONITOR_CHOICES
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9._-]+\.(npz|json)$"  # a plain file name: no folders, nothing to escape with
@@ -22,6 +23,8 @@ SAVE_NAME_PATTERN = r"^[A-Za-z0-9._-]+\.npz$"
 MAX_IMAGE_CHARS = 2_000_000  # a base64 PNG of the drawing canvas is a few kB; 2 MB is plenty
 MAX_EPOCHS, MAX_HIDDEN_LAYERS, MAX_HIDDEN_NEURONS = 100, 3, 1000
 MAX_TRAIN_SIZE, MAX_MINI_BATCH = 50_000, 1000
+# chapter 6's shorthand within the page's caps: up to 6 layers, conv up to 99 maps of 9×9, pool up to 9, full up to 999
+LAYERS_PATTERN = r"^(conv[1-9]\d?x[1-9]|pool[1-9]|full[1-9]\d{0,2})(,(conv[1-9]\d?x[1-9]|pool[1-9]|full[1-9]\d{0,2})){0,5}$"
 
 ModelName = Annotated[str, Field(min_length=5, max_length=100, pattern=MODEL_NAME_PATTERN,
                                  description="a model file in the models folder, e.g. mnist.npz")]
@@ -64,6 +67,8 @@ class TrainSettings(Strict):
 
     hidden: list[Annotated[int, Field(ge=1, le=MAX_HIDDEN_NEURONS)]] = Field(
         default_factory=lambda: [30], max_length=MAX_HIDDEN_LAYERS)
+    layers: str | None = Field(None, max_length=80, pattern=LAYERS_PATTERN,
+                               description="chapter 6's layers instead of hidden, e.g. conv20x5,pool2,full100")
     cost: Literal[tuple(COSTS)] = "quadratic"  # type: ignore[valid-type]
     activation: Literal[HIDDEN_ACTIVATIONS] = "sigmoid"  # type: ignore[valid-type]
     output_activation: Literal[OUTPUT_ACTIVATIONS] | None = None  # type: ignore[valid-type]
@@ -71,6 +76,7 @@ class TrainSettings(Strict):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     eta: float = Field(3.0, gt=0.0, le=1000.0)
     lmbda: float = Field(0.0, ge=0.0, le=1000.0)
+    l2_scale: Literal[L2_SCALES] = "training-set"  # type: ignore[valid-type]
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     epochs: int = Field(30, ge=1, le=MAX_EPOCHS)
     mini_batch_size: int = Field(10, ge=1, le=MAX_MINI_BATCH)
@@ -84,8 +90,8 @@ class TrainSettings(Strict):
                                 description="save the network into the models folder when the run ends (e.g. quick.npz)")
 
     def spec_fields(self) -> dict:
-        """The settings a run spec holds (``save_as`` is what the page does with the result)."""
-        return self.model_dump(exclude={"save_as"})
+        """The settings a run spec holds (``save_as`` is what the page does with the result; layers replace hidden)."""
+        return self.model_dump(exclude={"save_as", "hidden"} if self.layers else {"save_as", "layers"})
 
 
 class StepRequest(Strict):

@@ -159,6 +159,7 @@ function render(r) {
     : "4. the input x: not centred (switch is off)";
   bars($("outputs"), r.output, r.guess, (v) => v.toFixed(3), (v) => css(sequential(0.25 + 0.75 * v)));
   renderHidden(r);
+  renderConvolution(r.convolution);
   renderBackprop(r);
 }
 
@@ -200,7 +201,12 @@ function activationScale(h) {
 
 function renderHidden(r) {
   const canvas = $("hidden");
-  if (!r.hidden) { canvas.width = canvas.height = 0; $("hidden-legend").textContent = "this model has no hidden layer"; return; }
+  if (!r.hidden) {
+    canvas.width = canvas.height = 0;
+    $("hidden-legend").textContent = r.convolution ? "this model begins with convolutional layers: their feature maps are above"
+      : "this model has no hidden layer";
+    return;
+  }
   const [colour, low, high] = activationScale(r.hidden);
   paintGrid(canvas, asRows(r.hidden.a, NaN), colour);
   $("neuron-pick").max = String(r.hidden.a.length - 1);
@@ -208,6 +214,56 @@ function renderHidden(r) {
   canvas.style.width = `${Math.min(300, cols * 24)}px`;
   legend($("hidden-legend"), (v) => colour(v), low, high, `activation a = ${r.hidden.activation}(z)`);
   if (selectedNeuron !== null && selectedNeuron < r.hidden.a.length) showNeuron(selectedNeuron);
+}
+
+// Chapter 6 on the pad's digit: each convolutional layer's filters, its feature maps, and the maps after pooling.
+function renderConvolution(layers) {
+  $("conv-panel").hidden = !layers;
+  if (!layers) return;
+  const box = $("conv-layers");
+  box.innerHTML = "";
+  const scaleFor = (maps, activation) => {
+    const bound = Math.max(1e-12, ...maps.flat(2).map(Math.abs));
+    if (activation === "sigmoid") return [(v) => sequential(v), 0, 1, `σ(…) from 0 to 1`];
+    if (activation === "relu") return [(v) => sequential(v / bound), 0, bound, "ReLU(…)"];
+    if (activation === "tanh") return [(v) => diverging(v), -1, 1, "tanh(…)"];
+    return [(v) => diverging(v / bound), -bound, bound, "w ⋆ a + b, before σ"];
+  };
+  const strip = (title, maps, colour, low, high, caption, side) => {
+    const section = document.createElement("div");
+    section.className = "conv-strip";
+    const heading = document.createElement("h3");
+    heading.textContent = title;
+    const images = document.createElement("div");
+    images.className = "conv-images";
+    maps.forEach((map, j) => {
+      const canvas = document.createElement("canvas");
+      canvas.setAttribute("role", "img");
+      canvas.setAttribute("aria-label", `${title}: map ${j}`);
+      paintGrid(canvas, map, colour);
+      canvas.style.width = canvas.style.height = `${side}px`;
+      images.append(canvas);
+    });
+    const key = document.createElement("div");
+    key.className = "legend";
+    legend(key, colour, low, high, caption);
+    section.append(heading, images, key);
+    box.append(section);
+  };
+  for (const c of layers) {
+    const bound = Math.max(1e-12, ...c.filters.flat(2).map(Math.abs));
+    strip(`layer ${c.layer}: ${c.filters.length} filters of ${c.kernel}×${c.kernel}` +
+      (c.input_maps > 1 ? ` (each summed over its ${c.input_maps} input maps)` : ""),
+      c.filters, (v) => diverging(v / bound), -bound, bound, "shared weight w", 36);
+    const [mapColour, low, high, what] = scaleFor(c.maps, c.maps_activation);
+    strip(`feature maps before pooling: ${c.maps.length} of ${c.maps[0].length}×${c.maps[0][0].length}`, c.maps,
+      mapColour, low, high, what, 56);
+    if (c.pooled) {
+      const [poolColour, plow, phigh, pwhat] = scaleFor(c.pooled, c.pooled_activation);
+      strip(`after ${c.pool}×${c.pool} max-pooling: ${c.pooled[0].length}×${c.pooled[0][0].length}` +
+        (c.pooled_activation ? `, then ${c.pooled_activation}` : ""), c.pooled, poolColour, plow, phigh, pwhat, 40);
+    }
+  }
 }
 
 function pickNeuron(e) {

@@ -77,11 +77,12 @@ function readForm() {
   const settings = {
     hidden: f.hidden.value.split(",").map((s) => s.trim()).filter(Boolean).map(Number),
     cost: f.cost.value, activation: f.activation.value, init: f.init.value, evaluate_on: f.evaluate_on.value,
+    l2_scale: f.l2_scale.value,
     eta: number("eta"), lmbda: number("lmbda"), momentum: number("momentum"), dropout: number("dropout"),
     epochs: number("epochs"), mini_batch_size: number("mini_batch_size"), train_size: number("train_size"),
     monitor: [...$("settings").querySelectorAll("input[name=monitor]:checked")].map((b) => b.value),
   };
-  if (f.layers && f.layers.value.trim()) settings.layers = f.layers.value.trim();
+  if (f.layers.value.trim()) settings.layers = f.layers.value.trim().replace(/\s+/g, "");
   if (f.output_activation.value) settings.output_activation = f.output_activation.value;
   if (f.expand.value) settings.expand = f.expand.value;
   if (f.seed.value !== "") settings.seed = number("seed");
