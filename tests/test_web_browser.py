@@ -325,6 +325,7 @@ def test_the_keyboard_alone_reaches_a_guess(browser, url):
 
 def test_a_mistake_opens_in_the_draw_tab(page):
     page.click("#tab-button-mistakes")
+    expect(page.locator("#mistakes-summary")).to_contain_text("on the 10,000 test images")  # the matrix is drawn
     cell = page.locator("#confusion td").filter(has_text=re.compile(r"^[1-9]\d*$"))
     chosen = next(c for c in cell.all() if c.get_attribute("data-label") != c.get_attribute("data-guess"))
     chosen.locator("button").focus()

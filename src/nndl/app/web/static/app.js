@@ -36,7 +36,7 @@ export const page = {
     const picker = $("model");
     const usable = models.filter((m) => m.valid);
     picker.innerHTML = usable.length ? "" : "<option value=''>no model yet</option>";
-    for (const m of usable) picker.add(new Option(`${m.name}  [${m.network.sizes.join(", ")}]`, m.name));
+    for (const m of usable) picker.add(new Option(`${m.name}  [${m.network.layers || m.network.sizes.join(", ")}]`, m.name));
     const wanted = select || page.model || hashValue("model");
     if (usable.some((m) => m.name === wanted)) picker.value = wanted;
     setModel(picker.value || null);

@@ -219,6 +219,7 @@ function renderHidden(r) {
 // Chapter 6 on the pad's digit: each convolutional layer's filters, its feature maps, and the maps after pooling.
 function renderConvolution(layers) {
   $("conv-panel").hidden = !layers;
+  $("hidden").closest(".panel").hidden = $("neuron-panel").hidden = !!layers; // no dense first hidden layer to show
   if (!layers) return;
   const box = $("conv-layers");
   box.innerHTML = "";

@@ -59,7 +59,7 @@ async function showCell(label, guess, dataset) {
     const r = await api("/api/mistakes/cell", { model: page.model, dataset, label, guess, limit: 60 });
     $("gallery-title").textContent = label === guess
       ? `${r.count} ${r.count === 1 ? "image" : "images"} of ${label} read correctly (least sure first; ${r.digits.length} shown)`
-      : `${r.count} ${r.count === 1 ? "image" : "images"} of ${label} the network called ${guess} (surest mistakes first; ${r.digits.length} shown)`;
+      : `${r.count} ${r.count === 1 ? "image" : "images"} of ${label} the network called ${guess} (surest mistakes first; ${r.digits.length} shown; click one to see it in Draw)`;
     const gallery = $("gallery");
     gallery.innerHTML = "";
     for (const d of r.digits) {

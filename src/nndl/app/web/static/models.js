@@ -19,7 +19,7 @@ async function list() {
       if (!m.valid) return `<tr class="invalid"><td>${escape(m.name)}</td><td colspan="4">${escape(m.error)}</td><td></td></tr>`;
       const n = m.network, best = m.best && m.best.accuracy !== undefined ? `${(100 * m.best.accuracy).toFixed(2)}% (${m.best.measure})` : "–";
       const chosen = m.name === page.model;
-      return `<tr class="${chosen ? "chosen" : ""}"><td>${escape(m.name)}</td><td>[${n.sizes.join(", ")}]</td>` +
+      return `<tr class="${chosen ? "chosen" : ""}"><td>${escape(m.name)}</td><td>${n.layers ? escape(n.layers) : `[${n.sizes.join(", ")}]`}</td>` +
         `<td>${n.cost}</td><td>${n.activation} → ${n.output_activation}</td><td>${best}</td>` +
         `<td><button data-use="${escape(m.name)}" ${chosen ? "disabled" : ""}>${chosen ? "in use" : "use"}</button></td></tr>`;
     });

@@ -81,7 +81,7 @@ function initSoftmax() {
   const saved = (page.hashValue("softmax") || "").split(",").map(Number);
   const start = saved.length === SOFTMAX_START.length && saved.every(Number.isFinite) ? saved : SOFTMAX_START;
   $("softmax-sliders").innerHTML = start.map((z, j) =>
-    `<label class="slider">z<sub>${j + 1}</sub> <input id="softmax-z${j}" type="range" min="-5" max="5" step="0.1" value="${z}">` +
+    `<label class="slider"><span>z<sub>${j + 1}</sub></span><input id="softmax-z${j}" type="range" min="-5" max="5" step="0.1" value="${z}">` +
     `<output id="softmax-z${j}-value">${z}</output></label>`).join("");
   start.forEach((_, j) => $(`softmax-z${j}`).addEventListener("input", softmax));
   softmax();

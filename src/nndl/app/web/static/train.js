@@ -231,7 +231,8 @@ function drawWeights() {
   const bound = Math.max(1e-12, ...w.neurons.map((n) => Math.max(...n.map(Math.abs))));
   w.neurons.forEach((neuron, j) => paintGrid(box.children[j], reshape(neuron, w.side), (v) => diverging(v / bound)));
   legend($("train-weights-legend"), (v) => diverging(v / bound), -bound, bound,
-    `weight w¹ⱼₖ into hidden neurons 0-${w.neurons.length - 1}, in epoch ${w.epoch}, after mini-batch ${w.batch}`);
+    `weight w¹ⱼₖ into hidden neurons 0-${w.neurons.length - 1}, ` + (w.batch ? `in epoch ${w.epoch}, after mini-batch ${w.batch}`
+      : w.epoch ? `after epoch ${w.epoch - 1}` : "before training"));
 }
 
 async function save() {
