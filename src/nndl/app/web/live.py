@@ -41,7 +41,6 @@ RECENT_EVENTS = 400  # numbered events kept for a page resuming after a dropped 
 WEIGHT_IMAGES = 16  # hidden neurons whose weight images the page shows
 WEIGHTS_EVERY = 1.0  # seconds between weight-image updates
 PAUSE_POLL = 0.1  # seconds a paused run sleeps between looks at stop requests and watchers
-ENDED = ("finished", "stopped", "failed")
 
 
 class LiveRun(Callback):
