@@ -701,3 +701,18 @@ def test_chapter_6_networks_train_from_the_page(client):
     for bad in ("conv100x5", "conv20x5,pool2,full1000", "conv20x5;rm", "full1,full1,full1,full1,full1,full1,full1"):
         response = client.post("/api/train", json={**SHORT_RUN, "layers": bad})
         assert response.status_code == 422 and field_named(response, "layers"), bad
+
+
+def test_a_run_started_with_save_as_is_saved_when_it_finishes_and_only_then(client, models_dir):
+    assert client.post("/api/train", json={**SHORT_RUN, "save_as": "quick.npz"}).status_code == 202
+    end = events_until_end(client)[-1][1]
+    assert end["state"] == "finished" and end["error"] is None
+    saved = load_model(models_dir / "quick.npz")
+    assert saved.sizes == [16, 8, 10] and saved.metadata["best"] == end["best"]
+    taken = client.post("/api/train", json={**SHORT_RUN, "save_as": "quick.npz"})
+    assert taken.status_code == 409 and "quick.npz" in taken.json()["detail"]  # refused before training
+    assert client.post("/api/train", json={**SHORT_RUN, "epochs": 100, "train_size": 5000,
+                                           "save_as": "stopped.npz"}).status_code == 202
+    client.post("/api/train/stop")
+    assert events_until_end(client)[-1][1]["state"] == "stopped"
+    assert not (models_dir / "stopped.npz").exists()  # half-trained: not saved as if it were done

@@ -94,7 +94,7 @@ class LiveRun(Callback):
             self.cache.loaded = {k: v for k, v in self.cache.loaded.items() if v is not expanded}
         summary = self.result.summary if self.result else {}
         state = "failed" if error else "stopped" if self.stop_reason or summary.get("interrupted") else "finished"
-        if self.on_end is not None and state != "failed":
+        if self.on_end is not None and state == "finished":
             error = self.on_end(self) or error  # e.g. the page's quick model, saved into the models folder
         self.emit("end", {"state": state, "error": error or summary.get("diverged"), "reason": self.stop_reason,
                           **{k: summary.get(k) for k in ("best", "final", "seconds", "interrupted")}})
