@@ -716,3 +716,22 @@ def test_a_run_started_with_save_as_is_saved_when_it_finishes_and_only_then(clie
     client.post("/api/train/stop")
     assert events_until_end(client)[-1][1]["state"] == "stopped"
     assert not (models_dir / "stopped.npz").exists()  # half-trained: not saved as if it were done
+
+
+def test_the_network_diagram_has_each_layers_activations_and_its_largest_weights(client, models_dir):
+    from nndl.app.web import digits
+
+    network = Network([784, 50, 20, 10], seed=5)
+    save_model(network, models_dir / "deep.npz")
+    d = client.post("/api/draw", json={"model": "deep.npz", "image": drawing()}).json()["diagram"]
+    png = base64.b64decode(drawing().split(",", 1)[1])
+    _, activations = network.forward(preprocess(png).input_row[:, None].astype(network.dtype))
+    assert [layer["size"] for layer in d["layers"]] == [50, 20, 10] and d["inputs"] == 784
+    np.testing.assert_allclose(d["layers"][0]["a"], activations[1][: digits.DIAGRAM_NEURONS, 0], rtol=1e-5)
+    np.testing.assert_allclose(d["layers"][2]["a"], activations[3][:, 0], rtol=1e-5)
+    shown = network.weights[1][:, : digits.DIAGRAM_NEURONS]  # 20 × 40 shown of 20 × 50
+    assert len(d["edges"][0]) == digits.DIAGRAM_EDGES and len(d["edges"][1]) == digits.DIAGRAM_EDGES
+    smallest_drawn = min(abs(w) for _, _, w in d["edges"][0])
+    assert np.sum(np.abs(shown) > smallest_drawn + 1e-4) < digits.DIAGRAM_EDGES  # none larger left out
+    for k, j, w in d["edges"][0]:
+        assert w == pytest.approx(shown[j, k], abs=1e-4)

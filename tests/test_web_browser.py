@@ -145,6 +145,8 @@ def test_draw_a_one_and_a_seven(page):
     expect(page.locator("#neuron-values")).to_contain_text("σ'(z)")
     expect(page.locator("#costs")).to_contain_text("log-likelihood")
     expect(page.locator("#norms")).to_contain_text("hidden 1")
+    expect(page.locator("#diagram circle")).to_have_count(40 + 10)  # the first 40 of 100 hidden neurons, 10 outputs
+    expect(page.locator("#diagram line")).to_have_count(150)  # the largest weights from hidden to output
     screenshot(page, "draw")
     page.click("#clear")
     draw(page, SEVEN)

@@ -18,6 +18,9 @@ from ...data.images import Preprocessed, centre_of_mass, ink_box, preprocess
 from ...errors import ConfigError
 from ...network import Network
 
+DIAGRAM_NEURONS = 40  # neurons drawn per layer in the network diagram (the first ones)
+DIAGRAM_EDGES = 150  # weights drawn between two layers: the largest in size
+
 
 def rounded(array: np.ndarray, digits: int = 4) -> list[Any]:
     """An array as nested lists of floats with ``digits`` decimals (small JSON, exact enough to draw)."""
@@ -102,7 +105,9 @@ def read_digit(network: Network, steps: Preprocessed, label: int | None = None) 
     }
     if not network.is_dense:
         result["convolution"] = feature_maps(network, activations)
-    elif network.num_layers > 2:
+    else:
+        result["diagram"] = diagram(network, activations)
+    if network.is_dense and network.num_layers > 2:
         z, a = zs[0], activations[1]
         result["hidden"] = {
             "activation": network.activation.name,
@@ -118,6 +123,21 @@ def read_digit(network: Network, steps: Preprocessed, label: int | None = None) 
     result["costs"] = {name: cost_under(cost, network, zs[-1], y) for name, cost in COSTS.items()}
     result["backprop"] = backprop_for(network, x, y)
     return result
+
+
+def diagram(network: Network, activations: list[np.ndarray]) -> dict[str, Any]:
+    """A dense network as TensorFlow Playground draws it: each layer's activations for this digit (the first
+    DIAGRAM_NEURONS), and between layers after the first the DIAGRAM_EDGES largest weights as [from, to, w]."""
+    layers = [{"size": int(a.shape[0]), "a": floats(a[:DIAGRAM_NEURONS, 0]),
+               "activation": (layer.activation or network.output_activation).name}
+              for layer, a in zip(network.layers, activations[1:])]
+    edges = []
+    for w in network.weights[1:]:  # w[j, k]: from neuron k below to neuron j above
+        shown = w[:DIAGRAM_NEURONS, :DIAGRAM_NEURONS]
+        largest = np.argsort(-np.abs(shown), axis=None, kind="stable")[:DIAGRAM_EDGES]
+        to, below = np.unravel_index(largest, shown.shape)
+        edges.append([[int(k), int(j), round(float(shown[j, k]), 4)] for j, k in zip(to, below)])
+    return {"inputs": network.sizes[0], "layers": layers, "edges": edges}
 
 
 def feature_maps(network: Network, activations: list[np.ndarray]) -> list[dict[str, Any]]:

@@ -160,6 +160,7 @@ function render(r) {
   bars($("outputs"), r.output, r.guess, (v) => v.toFixed(3), (v) => css(sequential(0.25 + 0.75 * v)));
   renderHidden(r);
   renderConvolution(r.convolution);
+  renderDiagram(r.diagram);
   renderBackprop(r);
 }
 
@@ -214,6 +215,46 @@ function renderHidden(r) {
   canvas.style.width = `${Math.min(300, cols * 24)}px`;
   legend($("hidden-legend"), (v) => colour(v), low, high, `activation a = ${r.hidden.activation}(z)`);
   if (selectedNeuron !== null && selectedNeuron < r.hidden.a.length) showNeuron(selectedNeuron);
+}
+
+// The network as a network (as TensorFlow Playground draws it): a column of circles per layer, filled by the
+// activation for this digit; lines for the largest weights, red positive and blue negative, wider when larger.
+function renderDiagram(d) {
+  $("diagram-panel").hidden = !d;
+  if (!d) return;
+  const svg = $("diagram"), NS = "http://www.w3.org/2000/svg";
+  const rows = Math.max(...d.layers.map((l) => l.a.length)), gap = 11, width = 160 * (d.layers.length + 1);
+  const height = rows * gap + 40;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.style.width = "100%"; svg.style.maxWidth = `${width}px`;
+  const x = (l) => 80 + 160 * l, y = (l, j) => 20 + (height - 40) / 2 + (j - (d.layers[l - 1].a.length - 1) / 2) * gap;
+  const node = (name, attributes, text) => {
+    const element = document.createElementNS(NS, name);
+    for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+    if (text) element.textContent = text;
+    svg.append(element);
+    return element;
+  };
+  svg.innerHTML = "";
+  const bound = Math.max(1e-12, ...d.edges.flat().map((e) => Math.abs(e[2])));
+  d.edges.forEach((edges, i) => edges.slice().reverse().forEach(([from, to, w]) => // the largest drawn last, on top
+    node("line", { x1: x(i + 1), y1: y(i + 1, from), x2: x(i + 2), y2: y(i + 2, to), stroke: css(diverging(Math.sign(w))),
+      "stroke-width": (0.3 + 3.5 * Math.abs(w) / bound).toFixed(2), "stroke-opacity": (0.25 + 0.75 * Math.abs(w) / bound).toFixed(2) })));
+  node("rect", { x: 20, y: height / 2 - 40, width: 80, height: 80, fill: "#fff", stroke: "#99a" });
+  node("text", { x: 60, y: height / 2 + 56, "text-anchor": "middle", "font-size": 11 }, `${d.inputs} inputs`);
+  const image = node("image", { x: 22, y: height / 2 - 38, width: 76, height: 76, style: "image-rendering: pixelated" });
+  image.setAttribute("href", $("step-input").toDataURL());
+  d.layers.forEach((layer, i) => {
+    const l = i + 1, top = layer.activation === "relu" ? Math.max(1e-6, ...layer.a) : 1;
+    layer.a.forEach((a, j) => node("circle", { cx: x(l), cy: y(l, j), r: 4.5, stroke: "#556", "stroke-width": 0.7,
+      fill: css(layer.activation === "tanh" ? diverging(a) : sequential(a / top)) }, null)
+      .append(Object.assign(document.createElementNS(NS, "title"), { textContent: `layer ${l}, neuron ${j}: a = ${a.toFixed(3)}` })));
+    node("text", { x: x(l), y: height - 4, "text-anchor": "middle", "font-size": 11 },
+      `${layer.size}${layer.size > layer.a.length ? ` (first ${layer.a.length})` : ""} ${layer.activation}`);
+  });
+  $("diagram-legend").textContent = `Circles: activation a from 0 (white) to 1 (blue). Lines: the ${d.edges[0] ? d.edges[0].length : 0} ` +
+    `largest weights between each pair of layers after the first (red w > 0, blue w < 0, wider and darker when |w| is ` +
+    `larger, up to ${bound.toFixed(2)}); the weights from the inputs are the hidden neurons' images below.`;
 }
 
 // Chapter 6 on the pad's digit: each convolutional layer's filters, its feature maps, and the maps after pooling.
