@@ -222,7 +222,7 @@ function renderHidden(r) {
 function renderDiagram(d) {
   $("diagram-panel").hidden = !d;
   if (!d) return;
-  const svg = $("diagram"), NS = "http://www.w3.org/2000/svg";
+  const svg = $("diagram"), NS = svg.namespaceURI; // the SVG namespace, taken from the element in the page
   const rows = Math.max(...d.layers.map((l) => l.a.length)), gap = 11, width = 160 * (d.layers.length + 1);
   const height = rows * gap + 40;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
