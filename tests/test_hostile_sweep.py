@@ -28,23 +28,38 @@ MB = 2**20
 VALID = {"name": "t", "base": {"hidden": [6], "epochs": 1}, "grid": {"eta": [0.5, 1.0]}}
 
 
+# The child's own peak, read at exit from /proc/self/status. Not wait4's ru_maxrss: a child started by
+# vfork and exec inherits its parent's high-water mark, so it would report this pytest process's size.
+PEAK_AT_EXIT = """
+import atexit, os, runpy, sys
+def report():
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["NNDL_TEST_PEAK"], "w") as out:
+        out.write(peak)
+atexit.register(report)
+sys.argv = ["nndl", *sys.argv[1:]]
+runpy.run_module("nndl", run_name="__main__")
+"""
+
+
 def nndl_sweep(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str, str,
                                                                                                           float]:
     """Run `nndl sweep ARGS` in a child: its exit code, stdout, stderr and peak resident memory in MB."""
-    environment = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OPENBLAS_NUM_THREADS": "1", **(env or {})}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen([sys.executable, "-m", "nndl", "sweep", *args], cwd=cwd, env=environment,
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".peak") as peak:
+        environment = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OPENBLAS_NUM_THREADS": "1",
+                       "NNDL_TEST_PEAK": peak.name, **(env or {})}
+        child = subprocess.Popen([sys.executable, "-c", PEAK_AT_EXIT, "sweep", *args], cwd=cwd, env=environment,
                                  stdout=out, stderr=err)
-        deadline = time.monotonic() + timeout
-        while (finished := os.wait4(child.pid, os.WNOHANG))[0] == 0:  # wait4: this child's own peak memory
-            if time.monotonic() > deadline:
-                child.kill()
-                os.wait4(child.pid, 0)
-                pytest.fail(f"nndl sweep {' '.join(args)} still ran after {timeout:g} s")
-            time.sleep(0.02)
-        child.returncode = os.waitstatus_to_exitcode(finished[1])  # reaped here: keep Popen from waiting again
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            pytest.fail(f"nndl sweep {' '.join(args)} still ran after {timeout:g} s")
         out.seek(0), err.seek(0)
-        return child.returncode, out.read().decode(), err.read().decode(), finished[2].ru_maxrss / 1024
+        return child.returncode, out.read().decode(), err.read().decode(), int(peak.read() or 0) / 1024
 
 
 def everything_under(folder: Path) -> set[Path]:
