@@ -163,7 +163,8 @@ def test_data_must_fit_the_network():
 
 def test_config_is_plain_data():
     assert to_dict(TrainingConfig()) == {"epochs": 30, "mini_batch_size": 10, "eta": 3.0, "lmbda": 0.0,
-                                          "l1": 0.0, "momentum": 0.0, "backprop": "matrix", "seed": None}
+                                          "l2_scale": "training-set", "l1": 0.0, "momentum": 0.0,
+                                          "backprop": "matrix", "seed": None}
 
 
 def test_every_epoch_has_a_shuffle_of_its_own_that_its_seed_replays():
