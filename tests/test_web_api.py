@@ -735,3 +735,40 @@ def test_the_network_diagram_has_each_layers_activations_and_its_largest_weights
     assert np.sum(np.abs(shown) > smallest_drawn + 1e-4) < digits.DIAGRAM_EDGES  # none larger left out
     for k, j, w in d["edges"][0]:
         assert w == pytest.approx(shown[j, k], abs=1e-4)
+
+
+def test_the_live_run_reads_a_digit_with_its_current_weights_and_without_a_run_is_409(client):
+    from nndl.app.web.digits import dataset_steps, read_digit
+
+    digit = {"digit": {"dataset": "test", "index": 3}}
+    nothing = client.post("/api/train/draw", json=digit)
+    assert nothing.status_code == 409 and "start one first" in nothing.json()["detail"]
+    assert client.get("/api/train/neurons/0").status_code == 409
+    assert client.post("/api/train", json={**SHORT_RUN, "epochs": 100, "train_size": 5000}).status_code == 202
+    live = client.app.state.server.live
+
+    def read_paused() -> dict:
+        """The live analysis of a paused run, beside the same digit read through the training network itself."""
+        wait_for(client, lambda s: s["state"] == "paused", "a pause")
+        answer = client.post("/api/train/draw", json=digit)
+        assert answer.status_code == 200, answer.json()
+        truth = read_digit(live.run.network, dataset_steps(client.app.state.server.digit_image("test", 3)))
+        assert answer.json()["output"] == pytest.approx(truth["output"], abs=1e-6)  # the weights it stopped at
+        return answer.json()
+
+    client.post("/api/train/pause")
+    first = read_paused()
+    client.post("/api/train/step", json={"unit": "epoch"})
+    second = read_paused()
+    assert (second["weights_at"]["epoch"], second["weights_at"]["batch"]) == (first["weights_at"]["epoch"] + 1, 0)
+    assert max(abs(a - b) for a, b in zip(first["output"], second["output"])) > 1e-4  # an epoch later, new outputs
+    neuron = client.get("/api/train/neurons/2").json()
+    assert neuron["weights"] == pytest.approx(live.run.network.weights[0][2].reshape(4, 4), abs=1e-4)
+    client.post("/api/train/resume")
+    wait_for(client, lambda s: s["epoch"] > second["weights_at"]["epoch"], "training again")
+    assert client.post("/api/train/draw", json=digit).status_code == 200  # read while training goes on
+    assert client.post("/api/train/draw", json={**digit, "model": "digits.npz"}).status_code == 422  # no model here
+    client.post("/api/train/stop")
+    events_until_end(client)
+    ended = client.post("/api/train/draw", json=digit)
+    assert ended.status_code == 409 and "has ended" in ended.json()["detail"]

@@ -297,6 +297,38 @@ def test_a_first_visit_with_no_model_reaches_a_guess_without_leaving_the_page(br
         server.communicate(timeout=10)
 
 
+def test_while_a_run_trains_the_pad_is_read_with_its_weights_as_they_change(browser, mnist_dir, tmp_path):
+    port = free_port()
+    server = serve_process(tmp_path, mnist_dir, port)  # no model at all: only the live run can read the pad
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        start_training(page, LONG_RUN)
+        expect(page.locator("#train-status")).to_have_attribute("data-state", "running", timeout=10_000)
+        page.click("#tab-button-draw")
+        expect(page.locator("#live-choice")).to_be_visible()
+        draw(page, ONE)
+        reader, outputs = page.locator("#reader"), page.locator("#outputs")
+        expect(reader).to_have_text(re.compile(r"^read with the live run's weights (in|after) epoch \d+"))
+        expect(page.locator("#guess")).to_have_text(re.compile(r"^\d$"))
+        first_reader, first_outputs = reader.text_content(), outputs.text_content()
+        expect(reader).not_to_have_text(first_reader, timeout=5000)  # read again with later weights ...
+        expect(outputs).not_to_have_text(first_outputs)  # ... which give other outputs
+        page.fill("#neuron-pick", "3")
+        page.dispatch_event("#neuron-pick", "change")  # a hidden neuron's weights: the run's too, as there is no model
+        expect(page.locator("#neuron-values")).to_contain_text("bias b")
+        screenshot(page, "draw-live-run")
+        page.click("#tab-button-train")
+        page.click("#stop")
+        page.click("#tab-button-draw")
+        expect(page.locator("#live-choice")).to_be_hidden(timeout=5000)
+        expect(reader).to_contain_text("the run has ended")
+    finally:
+        page.close()
+        server.terminate()
+        server.communicate(timeout=10)
+
+
 def test_the_keyboard_alone_reaches_a_guess(browser, url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:

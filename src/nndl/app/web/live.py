@@ -10,7 +10,9 @@ joining late (a reload, a second tab, a phone) gets in one message. After it,
 the page hears each new event (a mini-batch cost, an epoch, weights, a state
 change, the final ``end``); the last few hundred are kept, numbered, so a
 dropped connection resumes where it broke off. Memory stays bounded however
-long the run. It pauses by blocking in ``on_batch_end`` (waking often, so a stop
+long the run. About once a second, and when it pauses, the run copies its w and
+b between mini-batches (:class:`Parameters`), so the Draw tab reads the pad with
+the current weights without ever meeting a half-done update. It pauses by blocking in ``on_batch_end`` (waking often, so a stop
 still gets through), releases one more mini-batch or epoch on request, and stops
 a run nobody has watched for ``abandon_after`` seconds.
 """
@@ -21,7 +23,7 @@ import collections
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,8 +41,17 @@ MAX_COST_POINTS = 100  # ... and at most 100 times per epoch (a point every pixe
 MAX_POINTS = 4000  # mini-batch costs a snapshot keeps: beyond, every other one is dropped (the curve's shape stays)
 RECENT_EVENTS = 400  # numbered events kept for a page resuming after a dropped connection
 WEIGHT_IMAGES = 16  # hidden neurons whose weight images the page shows
-WEIGHTS_EVERY = 1.0  # seconds between weight-image updates
+WEIGHTS_EVERY = 1.0  # seconds between weight-image updates (and copies of the parameters for the Draw tab)
 PAUSE_POLL = 0.1  # seconds a paused run sleeps between looks at stop requests and watchers
+
+
+class Parameters(NamedTuple):
+    """A copy of the network's w and b taken between mini-batches: the training thread never writes to it again."""
+
+    epoch: int
+    batch: int
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
 
 
 class LiveRun(Callback):
@@ -56,6 +67,7 @@ class LiveRun(Callback):
         self.points: list[list[float]] = []  # [epoch, mini-batch, cost]
         self.epochs: list[dict[str, Any]] = []
         self.weights: dict[str, Any] | None = None
+        self.parameters: Parameters | None = None  # replaced whole, never changed: the Draw tab reads it unlocked
         self.end: dict[str, Any] | None = None
         self.state = "starting"
         self.go = threading.Event()  # set: train; clear: paused
@@ -89,6 +101,7 @@ class LiveRun(Callback):
         except Exception as exc:  # the page must hear that the run died, whatever killed it
             error = f"training failed: {type(exc).__name__}: {exc}"
         self.training = self.order = None  # the images are the cache's to keep or drop
+        self.parameters = None  # an ended run is read through its saved model, not its live weights
         if self.spec.data.expand and self.result is not None:  # 200 MB of shifted images: a new run loads them again
             expanded = self.cache.get(self.spec.data)
             self.cache.loaded = {k: v for k, v in self.cache.loaded.items() if v is not expanded}
@@ -142,6 +155,15 @@ class LiveRun(Callback):
                 return None
             return [e for e in self.recent if e[0] > seq]
 
+    def network_now(self) -> tuple[Network, dict[str, int]] | None:
+        """The network with the weights last copied in training, and when they were copied; None before training."""
+        kept = self.parameters
+        if kept is None or self.run is None:
+            return None
+        network = self.spec.network.build(self.run.network.sizes[0], self.run.network.sizes[-1], seed=0)
+        network.set_parameters(kept.weights, kept.biases)
+        return network, {"epoch": kept.epoch, "batch": kept.batch}
+
     def status(self) -> dict[str, Any]:
         """Where the run stands, for a page that asks rather than listens."""
         return {"run": self.id, "state": self.state, **self.position(),
@@ -192,7 +214,7 @@ class LiveRun(Callback):
                             "layers": [layer.kind for layer in run.network.layers],
                             "n_train": len(self.training), "n_batches": run.n_batches, "epochs": run.config.epochs,
                             "cost_every": self.cost_every, "evaluate_on": self.spec.data.evaluate_on})
-        self.emit_weights(run)
+        self.keep_weights(run)
 
     def on_epoch_begin(self, run: TrainingRun, epoch: int) -> None:
         self.order = epoch_order(run.seed, epoch, len(self.training))  # the shuffle train() uses this epoch
@@ -202,7 +224,7 @@ class LiveRun(Callback):
             self.emit("batch", {"epoch": run.epoch, "batch": batch + 1, "n_batches": run.n_batches,
                                 "cost": self.batch_cost(run.network, batch, run.config.mini_batch_size)})
         if time.monotonic() - self.weights_sent > WEIGHTS_EVERY:
-            self.emit_weights(run)
+            self.keep_weights(run)
         if self.pending and self.pending[0] == "batch":
             self.pending = ("batch", self.pending[1] - 1)
             if self.pending[1] <= 0:
@@ -211,7 +233,7 @@ class LiveRun(Callback):
 
     def on_epoch_end(self, run: TrainingRun, record: dict[str, Any]) -> None:
         self.emit("epoch", record)
-        self.emit_weights(run)
+        self.keep_weights(run)
         if self.pending and self.pending[0] == "epoch" and run.epoch >= self.pending[1]:
             self.pause()
         self.wait_while_paused(run)
@@ -229,20 +251,27 @@ class LiveRun(Callback):
         y = self.targets[:, self.training.labels[chosen]]
         return network.cost.fn(zs[-1], activations[-1], y, network.output_activation) / len(chosen)  # C₀ = (1/m) Σ_x C_x
 
-    def emit_weights(self, run: TrainingRun) -> None:
-        """The first hidden neurons' incoming weights, as images the page redraws while training."""
+    def keep_weights(self, run: TrainingRun) -> None:
+        """Copy w and b for the Draw tab, and send the first hidden neurons' incoming weights as images.
+
+        Called in the training thread between mini-batches, so the copy never
+        meets a half-done update; the Draw tab reads it while training goes on.
+        """
         network = run.network
+        self.weights_sent = time.monotonic()
+        self.parameters = Parameters(run.epoch, run.batch, [w.copy() for w in network.weights],
+                                     [b.copy() for b in network.biases])
         side = int(round(network.sizes[0] ** 0.5))
         if network.num_layers < 3 or not network.is_dense or side * side != network.sizes[0]:
             return
         weights = network.weights[0][:WEIGHT_IMAGES]
-        self.weights_sent = time.monotonic()
         self.emit("weights", {"epoch": run.epoch, "batch": run.batch, "side": side,
                               "neurons": rounded(weights, 3)})
 
     def wait_while_paused(self, run: TrainingRun) -> None:
         """Block while paused, waking every PAUSE_POLL seconds for a stop or an abandoned page."""
         if not self.go.is_set():
+            self.keep_weights(run)  # a paused run is read with exactly the weights it stopped at
             self.emit("state", {"state": "paused", "epoch": run.epoch, "batch": run.batch})
             while not self.go.wait(PAUSE_POLL):
                 if self.abandoned():

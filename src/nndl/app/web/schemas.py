@@ -45,10 +45,9 @@ class DigitRef(Strict):
     index: int = Field(ge=0, le=1_000_000)
 
 
-class AnalyseRequest(Strict):
+class DigitRequest(Strict):
     """A drawing (or an MNIST digit, exactly as the dataset holds it) to read, and optionally the label to score it against."""
 
-    model: ModelName
     image: str | None = Field(None, min_length=1, max_length=MAX_IMAGE_CHARS,
                               description="the drawing as a PNG, base64-encoded (a data: URL prefix is allowed)")
     digit: DigitRef | None = Field(None, description="instead of a drawing: this MNIST image, as the network saw it")
@@ -56,10 +55,16 @@ class AnalyseRequest(Strict):
     label: Digit | None = Field(None, description="the digit it should be, for the costs and BP1-BP4 (default: the guess)")
 
     @model_validator(mode="after")
-    def one_source(self) -> "AnalyseRequest":
+    def one_source(self) -> "DigitRequest":
         if (self.image is None) == (self.digit is None):
             raise ValueError("send either image (a drawing) or digit (an MNIST image), not both or neither")
         return self
+
+
+class AnalyseRequest(DigitRequest):
+    """A digit to read with a model of the models folder."""
+
+    model: ModelName
 
 
 class TrainSettings(Strict):

@@ -17,6 +17,8 @@ shows is computed here with the library's own maths. The API:
     POST /api/train                       start a run (one at a time: 409 while one trains)
     GET  /api/train, /api/train/events    its state; the state in one message, then each new event (SSE)
     POST /api/train/{pause,resume,step,stop,save}
+    POST /api/train/draw                  as /api/draw, with the live run's current weights
+    GET  /api/train/neurons/{j}           as /api/models/{name}/neurons/{j}, with the live run's current weights
 
 Every body is size-capped (413) and validated strictly (422 naming the field);
 model names are plain file names inside the models folder. Memory is bounded:
@@ -46,6 +48,7 @@ import numpy as np
 
 from ...data.mnist import MNIST, load_mnist
 from ...errors import ConfigError, NndlError
+from ...network import Network
 from ...pixels import as_bytes, unit_interval
 from ...runs.runner import DataCache
 from ...runs.spec import RunSpec
@@ -56,8 +59,8 @@ from .live import LiveRun
 from .mistakes import Verdicts, cell, confusion, judge
 from .model_folder import ModelExists, ModelFolder, ModelMissing
 from .presets import presets
-from .schemas import (MODEL_NAME_PATTERN, AnalyseRequest, CellRequest, MistakesRequest, SaveRequest, SlowdownRequest,
-                      SoftmaxRequest, StepRequest, TrainSettings)
+from .schemas import (MODEL_NAME_PATTERN, AnalyseRequest, CellRequest, DigitRequest, MistakesRequest, SaveRequest,
+                      SlowdownRequest, SoftmaxRequest, StepRequest, TrainSettings)
 from .slowdown import softmax_outputs, train_one_neuron
 from .unstable import SpeedRequest, speed_run
 
@@ -133,6 +136,21 @@ class Server:
         except NndlError as exc:
             return str(exc)
         return None
+
+    def read(self, network: Network, request: DigitRequest) -> dict[str, Any]:
+        """The Draw tab's analysis of a drawing, or of an MNIST digit exactly as the dataset holds it."""
+        if request.digit is not None:
+            steps = dataset_steps(self.digit_image(request.digit.dataset, request.digit.index))
+            return read_digit(network, steps, request.label)
+        return analyse_digit(network, decode_png(request.image), request.centre, request.label)
+
+    def live_network(self) -> tuple[Network, dict[str, int]]:
+        """The live run's network with its current weights (copied between mini-batches), and when they were copied."""
+        now = self.running().network_now()
+        if now is None:
+            raise Conflict("the run has no weights to read just now (it is loading its data, or has just ended): "
+                           "try again in a moment")
+        return now
 
     def digit(self, dataset: str, index: int | None) -> dict[str, Any]:
         """Image ``index`` (random if None) of the test or validation set, as 0-255 pixels, with its label."""
@@ -288,11 +306,7 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
 
     @app.post("/api/draw")
     def draw(request: AnalyseRequest) -> dict[str, Any]:
-        network = server.models.load(request.model)
-        if request.digit is not None:
-            return read_digit(network, dataset_steps(server.digit_image(request.digit.dataset, request.digit.index)),
-                              request.label)
-        return analyse_digit(network, decode_png(request.image), request.centre, request.label)
+        return server.read(server.models.load(request.model), request)
 
     @app.post("/api/mistakes")
     def mistakes(request: MistakesRequest) -> dict[str, Any]:
@@ -369,6 +383,16 @@ def create_app(models: str | Path = "models", data: str | None = None, abandon_a
         if problem:
             raise ConfigError(problem)
         return server.models.describe(request.name)
+
+    @app.post("/api/train/draw")
+    def draw_live(request: DigitRequest) -> dict[str, Any]:
+        """The Draw tab's analysis through the live (or paused) run's weights, saying when they were copied."""
+        network, copied = server.live_network()
+        return {**server.read(network, request), "weights_at": copied}
+
+    @app.get("/api/train/neurons/{neuron}")
+    def live_neuron_weights(neuron: Annotated[int, PathParam(ge=0, le=100_000)]) -> dict[str, Any]:
+        return weight_image(server.live_network()[0], neuron)
 
     @app.get("/api/train/events", response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}})

@@ -1,17 +1,21 @@
 // The Draw tab: a pad for mouse, finger and pen (or a real MNIST digit, from the keyboard too); on each stroke's
 // end the server preprocesses the drawing the way MNIST was, feeds it forward and backpropagates it, and every
-// step is drawn here. With no model yet, it offers to train the book's [784, 30, 10] for one epoch.
+// step is drawn here. With no model yet, it offers to train the book's [784, 30, 10] for one epoch. While a run
+// trains (or is paused), the digit is read with the run's current weights, and read again as they change.
 import { api, css, diverging, legend, paintGrid, sequential, ink } from "./paint.js";
-import { describe } from "./train.js";
+import { ACTIVE, describe, weightsAt } from "./train.js";
 
 const PEN_WIDTH = 20; // px on the 280-px pad: MNIST strokes are about 2-3 px of 28
 const QUICK_MODEL = "quick-784-30-10.npz";
 const QUICK_RUN = { hidden: [30], cost: "quadratic", init: "large", eta: 3.0, epochs: 1, mini_batch_size: 10,
   train_size: 50000, monitor: [], save_as: QUICK_MODEL }; // chapter 1's network, one epoch: about 95%
 const UNSURE = 0.6; // a guess whose output is under 60% of all the outputs together is shown as unsure
+const LIVE_MS = 1000; // the server copies a live run's weights about once a second: read the pad again no more often
 const $ = (id) => document.getElementById(id);
 let page, last = null, strokeEnded = 0, selectedNeuron = null, pending = null, quick = false;
 let shownDigit = null; // {dataset, index} while the pad shows an MNIST digit untouched: read exactly as MNIST holds it
+let lastLive = false, liveAt = null; // whether the result shown came from the live run, and its weights' {epoch, batch}
+let liveAsked = { at: null, time: -Infinity }; // where the run stood when the pad was last read with it
 export const timings = (window.nndlTimings = []); // ms from a stroke's end to its guess on screen
 
 export function initDraw(p) {
@@ -37,11 +41,12 @@ export function initDraw(p) {
   const end = () => { if (drawing) { drawing = false; strokeEnded = performance.now(); $("digit-source").textContent = ""; analyse(); } };
   pad.addEventListener("pointerup", end);
   pad.addEventListener("pointercancel", end);
-  $("clear").addEventListener("click", () => { clearPad(); last = null; render(null); });
+  $("clear").addEventListener("click", () => { clearPad(); last = null; render(null); $("reader").textContent = ""; });
   const again = () => pad.dataset.empty === "false" && analyse();
   $("centre").addEventListener("change", again);
   for (let d = 0; d <= 9; d++) $("label").add(new Option(String(d), String(d)));
   $("label").addEventListener("change", again);
+  $("live").addEventListener("change", again);
   $("hidden").addEventListener("click", (e) => pickNeuron(e));
   $("neuron-pick").addEventListener("change", () => last && last.hidden && showNeuron(Math.min(+$("neuron-pick").value, last.hidden.a.length - 1)));
   $("random-digit").addEventListener("click", () => showDigit("test", null));
@@ -49,7 +54,7 @@ export function initDraw(p) {
   page.showDigit = showDigit;
   page.onModel(() => { selectedNeuron = null; if (pad.dataset.empty === "false") analyse(); });
   window.addEventListener("modelslisted", (e) => ($("first-model").hidden = e.detail > 0));
-  page.onTraining((run) => { if (quick) $("quick-status").textContent = describe(run); });
+  page.onTraining((run) => { if (quick) $("quick-status").textContent = describe(run); followLive(run); });
   page.train.onFinish(async (run) => {
     if (!quick) return;
     quick = false;
@@ -67,6 +72,31 @@ async function quickTrain() {
   $("quick-status").textContent = "starting…";
   if (!(await page.train.start(QUICK_RUN))) { $("quick-train").disabled = quick = false; $("quick-status").textContent = ""; }
 }
+
+// The run's weights as they change: while it is live, the digit on the pad is read again each time the run has moved
+// on (at most every LIVE_MS, one request at a time, only while the Draw tab shows); once it ends, the picked model reads it.
+function followLive(run) {
+  const live = !!run.begin && ACTIVE.includes(run.state);
+  $("live-choice").hidden = !live;
+  if (!live) {
+    if (!lastLive) return;
+    lastLive = false;
+    if (page.model) analyse();
+    else $("reader").textContent = `read with the run's weights ${weightsAt(liveAt)}; the run has ended: save it ` +
+      "on the Train tab to go on reading with it";
+    return;
+  }
+  const at = `${run.epoch}:${run.batch}`, now = performance.now();
+  if (!$("live").checked || $("pad").dataset.empty !== "false" || !$("tab-draw").classList.contains("active") ||
+      pending || at === liveAsked.at || now - liveAsked.time < LIVE_MS) return;
+  liveAsked = { at, time: now };
+  analyse();
+}
+
+const readingLive = () => {
+  const run = page.train.current();
+  return !!run && !!run.begin && ACTIVE.includes(run.state) && $("live").checked;
+};
 
 // Paint MNIST digit ``index`` of ``dataset`` (random if null) on the pad, 10 px per pixel, and read it.
 export async function showDigit(dataset, index) {
@@ -100,25 +130,30 @@ function clearPad() {
 
 async function analyse() {
   const pad = $("pad");
-  if (!page.model) { page.say("no model yet: train a quick one (the button above the pad), or upload one on the Models tab", true); return; }
+  const live = readingLive();
+  if (!live && !page.model) { page.say("no model yet: train a quick one (the button above the pad), or upload one on the Models tab", true); return; }
   const started = strokeEnded || performance.now();
   strokeEnded = 0;
   pad.dataset.empty = "false";
-  const body = { model: page.model, centre: $("centre").checked };
+  const body = { centre: $("centre").checked };
+  if (!live) body.model = page.model;
   if (shownDigit) body.digit = shownDigit; else body.image = pad.toDataURL("image/png");
   if ($("label").value !== "") body.label = +$("label").value;
-  const request = (pending = api("/api/draw", body));
+  const request = (pending = api(live ? "/api/train/draw" : "/api/draw", body));
   try {
     const result = await request;
     if (request !== pending) return; // a newer stroke's answer is on its way
-    last = result;
+    last = result; lastLive = live; liveAt = result.weights_at;
     render(result);
+    $("reader").textContent = live ? `read with the live run's weights ${weightsAt(liveAt)}` : `read with ${page.model}`;
     if ($("message").className === "error") page.say(""); // an earlier problem is solved; other news stays
     const ms = performance.now() - started;
     timings.push(ms);
     $("guess").dataset.ms = ms.toFixed(1);
   } catch (e) {
-    page.say(e.message, true);
+    if (!(live && e.status === 409)) page.say(e.message, true); // a run that has just ended: the model reads it next
+  } finally {
+    if (request === pending) pending = null;
   }
 }
 
@@ -323,7 +358,7 @@ async function showNeuron(j) {
   $("neuron-pick").value = String(j);
   const h = last.hidden;
   try {
-    const w = await api(`/api/models/${encodeURIComponent(page.model)}/neurons/${j}`);
+    const w = await api(lastLive ? `/api/train/neurons/${j}` : `/api/models/${encodeURIComponent(page.model)}/neurons/${j}`);
     const bound = Math.max(1e-12, ...w.weights.flat().map(Math.abs));
     paintLarge($("neuron-weights"), w.weights, (v) => diverging(v / bound));
     legend($("neuron-legend"), (v) => diverging(v / bound), -bound, bound, "weight w¹ⱼₖ from each pixel");

@@ -5,7 +5,7 @@ import { api, diverging, legend, lineChart, paintGrid, reshape } from "./paint.j
 
 const $ = (id) => document.getElementById(id);
 const WATCH_MS = 2000; // how often the page asks whether a run started elsewhere (and whether the server is up)
-const ACTIVE = ["starting", "running", "paused"];
+export const ACTIVE = ["starting", "running", "paused"];
 const REDRAW_MS = 500; // the charts are redrawn at most twice a second: drawing must not slow the training
 let page, presets = [], source = null, run = null, redraw = 0, paintedWeights = null;
 const frames = (window.nndlTrainFrames = []);
@@ -231,9 +231,12 @@ function drawWeights() {
   const bound = Math.max(1e-12, ...w.neurons.map((n) => Math.max(...n.map(Math.abs))));
   w.neurons.forEach((neuron, j) => paintGrid(box.children[j], reshape(neuron, w.side), (v) => diverging(v / bound)));
   legend($("train-weights-legend"), (v) => diverging(v / bound), -bound, bound,
-    `weight w¹ⱼₖ into hidden neurons 0-${w.neurons.length - 1}, ` + (w.batch ? `in epoch ${w.epoch}, after mini-batch ${w.batch}`
-      : w.epoch ? `after epoch ${w.epoch - 1}` : "before training"));
+    `weight w¹ⱼₖ into hidden neurons 0-${w.neurons.length - 1}, ` + weightsAt(w));
 }
+
+// When weights were copied from the training network ({epoch, batch}), in the words the status line uses.
+export const weightsAt = (w) => (w.batch ? `in epoch ${w.epoch}, after mini-batch ${w.batch.toLocaleString()}`
+  : w.epoch ? `after epoch ${w.epoch - 1}` : "before training");
 
 async function save() {
   const name = $("save-name").value.trim();
