@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import threading
+import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -81,3 +86,32 @@ def chromium_executable() -> str:
     if path is None:
         pytest.skip("Chromium not found: apt-get install chromium, or set NNDL_CHROMIUM to its path")
     return path
+
+
+@contextlib.contextmanager
+def served(app) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread, on a socket bound to a free 127.0.0.1 port first; yields its URL."""
+    import uvicorn
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_executable):
+    """The system Chromium, driven by Playwright, for every browser test."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_executable)
+        yield browser
+        browser.close()

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import math
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
+
+from conftest import served  # noqa: E402
 
 SCREENSHOTS = os.environ.get("NNDL_SCREENSHOTS")
 STEEP = 1000.0
@@ -46,30 +45,10 @@ def bumps_output(heights: list[float], x: float) -> float:
 
 @pytest.fixture(scope="module")
 def url(mnist_dir, tmp_path_factory):
-    import uvicorn
-
     from nndl.app.web.server import create_app
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    app = create_app(tmp_path_factory.mktemp("models"), str(mnist_dir))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
-    server.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_executable):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_executable)
-        yield browser
-        browser.close()
+    with served(create_app(tmp_path_factory.mktemp("models"), str(mnist_dir))) as address:
+        yield address
 
 
 @pytest.fixture

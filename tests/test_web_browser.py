@@ -20,15 +20,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("fastapi")
 playwright = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
+
+from conftest import served  # noqa: E402
 
 from nndl.files.models import save_model  # noqa: E402
 from nndl.runs.runner import run_spec  # noqa: E402
@@ -55,29 +55,10 @@ def models_dir(mnist_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def url(models_dir, mnist_dir):
-    import uvicorn
-
     from nndl.app.web.server import create_app
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(models_dir, str(mnist_dir)), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
-    server.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_executable):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_executable)
-        yield browser
-        browser.close()
+    with served(create_app(models_dir, str(mnist_dir))) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
