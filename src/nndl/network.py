@@ -121,8 +121,7 @@ class Network:
         self.init = init
         self.dtype = check_dtype(dtype)
         biases, weights = get_initializer(init)(weights_of(self.layers), make_rng(seed, "init"), self.dtype)
-        for layer, w, b in zip(self.parameter_layers, weights, biases):
-            layer.w, layer.b = w, b
+        self.set_parameters(weights, biases)
         self.metadata: dict[str, Any] = {}
 
     # -- the book's objects ---------------------------------------------------------------
@@ -147,6 +146,7 @@ class Network:
                 raise ConfigError(f"{layer}: weights {w.shape} and biases {b.shape} do not fit it")
         for layer, w, b in zip(layers, weights, biases):
             layer.w, layer.b = w.astype(self.dtype, copy=False), b.astype(self.dtype, copy=False)
+        self._parameters = self.weights + self.biases  # listed once: the update rule asks every mini-batch
 
     @property
     def is_dense(self) -> bool:
@@ -184,7 +184,7 @@ class Network:
 
     def parameters(self) -> list[np.ndarray]:
         """The arrays training changes: every weight array, then every bias column (the same objects)."""
-        return self.weights + self.biases
+        return self._parameters
 
     # -- feedforward ----------------------------------------------------------------------
 
@@ -269,9 +269,9 @@ class Network:
                     delta *= masks[l].reshape(*layer.output_shape, 1)  # a deleted neuron has no error to pass back
             if layer.has_parameters:
                 nb, nw = layer.gradients(delta, activations[l], kept[l])  # BP3 and BP4
-                nabla_b.insert(0, nb)
-                nabla_w.insert(0, nw)
-        return nabla_b, nabla_w
+                nabla_b.append(nb)
+                nabla_w.append(nw)
+        return nabla_b[::-1], nabla_w[::-1]  # found from the output back; listed from the input on
 
     def backprop_per_example(
         self, x: np.ndarray, y: np.ndarray, masks: Sequence[np.ndarray | None] | None = None

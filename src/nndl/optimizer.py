@@ -49,7 +49,7 @@ class SGD:
         computed in an array kept from step to step, and the gradients are only read.
         """
         keeps = kept_parameters(network, masks)
-        n_weights = len(network.weights)
+        n_weights = len(nabla_w)
         for i, (param, grad) in enumerate(zip(network.parameters(), nabla_w + nabla_b)):
             change = np.multiply(grad, -self.eta / m, out=self.changes[i])  # −(η/m) Σ_x ∂C_x/∂p   (eq. 20-21)
             if i < n_weights and self.regularization.active:
