@@ -76,10 +76,6 @@ class Layer:
         """z for the activations ``a`` below, and what the backward pass needs to keep."""
         raise NotImplementedError
 
-    def activate(self, z: np.ndarray) -> np.ndarray:
-        """a = σ(z)   (eq. 26)."""
-        return z if self.activation is None else self.activation.fn(z)
-
     def delta(self, error: np.ndarray, z: np.ndarray, a: np.ndarray) -> np.ndarray:
         """BP2's last factor, in the layer itself: δ^l = (∂C/∂a^l) ⊙ σ'(z^l)."""
         if error.shape != z.shape:

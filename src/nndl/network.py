@@ -214,7 +214,7 @@ class Network:
         for l, layer in enumerate(self.layers):
             thinned_below = scale is not None and l > 0 and self.dropped[l - 1]
             z, layer_kept = layer.forward(activations[-1], scale if thinned_below else None)
-            a = layer.activate(z)  # a^l = σ(z^l)   (eq. 26)
+            a = z if layer.activation is None else layer.activation.fn(z)  # a^l = σ(z^l)   (eq. 26)
             if masks is not None and l < len(masks) and masks[l] is not None:
                 a *= masks[l].reshape(*layer.output_shape, 1)  # dropout: deleted neurons output nothing
             if keep:
