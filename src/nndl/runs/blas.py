@@ -11,16 +11,15 @@ blas``), 2 threads against 1 were:
 - at m = 100: 1.28x for [784, 100, 10], 1.48x-1.77x for the larger ones;
 - but with two distortion workers busy, 0.54-0.76x: slower for every size.
 
-A convolutional layer's products are long and thin (maps × C·K² by C·K² ×
-positions·m), and 2 threads made chapter 6's networks slower
-(``python benchmarks/bench_layers.py --part conv``): 0.40x and 0.61x at
-m = 10, 0.72x for conv20x5,pool2,full100 at m = 100 (1.2x only for the
-two-convolution net at m = 100).
+Chapter 6's convolutional networks follow the same rule
+(``python benchmarks/bench_layers.py --part conv``, m = 10, load average
+about 2): 2 threads were 0.95x for conv20x5,pool2,full100 (2.9 million
+multiply-adds per product × m) and 1.13x for conv20x5,pool2,conv40x5,pool2,
+full100 (12.8 million); with other work running, 0.40-0.61x.
 
-So by default nndl trains a fully connected network with every core when the
-largest product is big, (weights of the largest layer) × m ≥
-MULTITHREAD_WORK, and no distortions run (their workers want the cores);
-otherwise, and for convolutional networks, with one thread. On a
+So by default nndl trains with every core when the largest product is big,
+(multiply-adds of the largest layer per example) × m ≥ MULTITHREAD_WORK, and
+no distortions run (their workers want the cores); otherwise with one thread. On a
 machine busy with other work, ``--blas-threads 1`` is the faster choice.
 This uses threadpoolctl when it is installed (``pip install 'nndl[cli]'``).
 """
@@ -59,7 +58,7 @@ def default_threads(network: Network, m: int, distorting: bool) -> int:
     the worker count would make the result follow it as well.
     """
     largest = max(layer.multiply_adds() for layer in network.layers)
-    return cores() if network.is_dense and largest * m >= MULTITHREAD_WORK and not distorting else 1
+    return cores() if largest * m >= MULTITHREAD_WORK and not distorting else 1
 
 
 @contextlib.contextmanager
