@@ -1,13 +1,13 @@
 """Convolutional networks everywhere nndl trains: the command line, model files, checkpoints and resume,
 distortions and expansion, sweeps on Dask, and real MNIST."""
 
-import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ import pytest
 
 from conftest import write_fake_mnist
 from nndl.app.cli import main
+from nndl.errors import ConfigError, ModelFileError
 from nndl.files.models import load_model, save_model
 from nndl.network import Network
 from nndl.runs.checkpoint import checkpoint_files
@@ -71,7 +72,7 @@ def test_layers_and_hidden_together_are_refused(capsys, small_mnist):
 
 
 def test_too_large_a_network_is_refused_before_anything_is_allocated():
-    with pytest.raises(Exception, match="more than the 50,000,000 nndl builds"):
+    with pytest.raises(ConfigError, match="more than the 50,000,000 nndl builds"):
         Network(layers="conv1000x5,pool2,full100000")
 
 
@@ -89,21 +90,14 @@ def test_a_conv_model_round_trips_and_network2_json_refuses_it(capsys, tmp_path)
 
 
 def test_a_model_whose_kernels_disagree_with_its_layers_is_refused(tmp_path):
-    network = Network(layers="conv3x3,pool2,full5", input_shape=(1, 8, 8), seed=2)
-    save_model(network, tmp_path / "m.npz")
-    other = Network(layers="conv3x2,full5", input_shape=(1, 8, 8), seed=2)
-    other.metadata = {}
-    # the layer description of one network with the arrays of another
-    import zipfile
-    with zipfile.ZipFile(tmp_path / "m.npz") as good, zipfile.ZipFile(tmp_path / "other.npz", "w") as bad:
-        for name in good.namelist():
-            bad.writestr(name, good.read(name))
-    save_model(other, tmp_path / "o.npz")
-    with zipfile.ZipFile(tmp_path / "o.npz") as source, zipfile.ZipFile(tmp_path / "mixed.npz", "w") as mixed:
-        with zipfile.ZipFile(tmp_path / "m.npz") as good:
-            for name in good.namelist():
-                mixed.writestr(name, (source if name == "weights_0.npy" else good).read(name))
-    with pytest.raises(Exception, match=r"weights_0 has shape \(3, 1, 2, 2\), expected \(3, 1, 3, 3\)"):
+    """One network's layer description with another's first kernels: refused from the member's header."""
+    save_model(Network(layers="conv3x3,pool2,full5", input_shape=(1, 8, 8), seed=2), tmp_path / "m.npz")
+    save_model(Network(layers="conv3x2,full5", input_shape=(1, 8, 8), seed=2), tmp_path / "o.npz")
+    with zipfile.ZipFile(tmp_path / "o.npz") as other, zipfile.ZipFile(tmp_path / "m.npz") as model, \
+            zipfile.ZipFile(tmp_path / "mixed.npz", "w") as mixed:
+        for name in model.namelist():
+            mixed.writestr(name, (other if name == "weights_0.npy" else model).read(name))
+    with pytest.raises(ModelFileError, match=r"weights_0 has shape \(3, 1, 2, 2\), expected \(3, 1, 3, 3\)"):
         load_model(tmp_path / "mixed.npz")
 
 

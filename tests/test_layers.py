@@ -7,7 +7,6 @@ import pytest
 
 from nndl import convolution
 from nndl.errors import ConfigError
-from nndl.layers import parse_layers
 from nndl.network import Network
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
