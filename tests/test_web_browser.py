@@ -14,6 +14,7 @@ node_modules/axe-core beside the tests, as ``make test`` installs it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -84,6 +86,20 @@ def serve_process(models: Path, data: Path, port: int) -> subprocess.Popen:
                                "--data", str(data)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert "the page is at" in server.stdout.readline()
     return server
+
+
+@contextlib.contextmanager
+def page_on_a_server_process(browser, models: Path, data: Path) -> Iterator:
+    """A desktop-sized page on ``nndl serve`` in its own process, both closed afterwards; yields (page, URL)."""
+    port = free_port()
+    server = serve_process(models, data, port)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        yield page, f"http://127.0.0.1:{port}/"
+    finally:
+        page.close()
+        server.terminate()
+        server.communicate(timeout=10)
 
 
 def start_training(page, settings: dict[str, str]) -> None:
@@ -259,11 +275,8 @@ def test_a_killed_server_is_reported_and_the_page_recovers_when_it_is_back(brows
 
 
 def test_a_first_visit_with_no_model_reaches_a_guess_without_leaving_the_page(browser, mnist_dir, tmp_path):
-    port = free_port()
-    server = serve_process(tmp_path, mnist_dir, port)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    try:
-        page.goto(f"http://127.0.0.1:{port}/")
+    with page_on_a_server_process(browser, tmp_path, mnist_dir) as (page, url):
+        page.goto(url)
         expect(page.locator("#first-model")).to_be_visible()
         page.click("#quick-train")
         expect(page.locator("#guess")).to_have_text(re.compile(r"^\d$"), timeout=60_000)
@@ -272,18 +285,11 @@ def test_a_first_visit_with_no_model_reaches_a_guess_without_leaving_the_page(br
         expect(page.locator("#digit-source")).to_contain_text("test image #")
         assert (tmp_path / "quick-784-30-10.npz").is_file()
         screenshot(page, "first-visit")
-    finally:
-        page.close()
-        server.terminate()
-        server.communicate(timeout=10)
 
 
 def test_while_a_run_trains_the_pad_is_read_with_its_weights_as_they_change(browser, mnist_dir, tmp_path):
-    port = free_port()
-    server = serve_process(tmp_path, mnist_dir, port)  # no model at all: only the live run can read the pad
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    try:
-        page.goto(f"http://127.0.0.1:{port}/")
+    with page_on_a_server_process(browser, tmp_path, mnist_dir) as (page, url):  # no model: only the run reads
+        page.goto(url)
         start_training(page, LONG_RUN)
         expect(page.locator("#train-status")).to_have_attribute("data-state", "running", timeout=10_000)
         page.click("#tab-button-draw")
@@ -304,10 +310,6 @@ def test_while_a_run_trains_the_pad_is_read_with_its_weights_as_they_change(brow
         page.click("#tab-button-draw")
         expect(page.locator("#live-choice")).to_be_hidden(timeout=5000)
         expect(reader).to_contain_text("the run has ended")
-    finally:
-        page.close()
-        server.terminate()
-        server.communicate(timeout=10)
 
 
 def test_the_keyboard_alone_reaches_a_guess(browser, url):
