@@ -114,8 +114,8 @@ def test_chapter5_speed_runs_generate_gradient_and_takes_ten_seeds():
     remedies = experiment.specs()
     assert remedies["4 hidden layers, ReLU"].network.activation == "relu"
     assert remedies["4 hidden layers, N(0, 1) weights"].network.init == "large"
-    full = {seed for _, seed, _, _ in planned_runs(experiment, Path("x"), 3, False, None)}
-    quick = {seed for _, seed, _, _ in planned_runs(experiment, Path("x"), 1, True, None)}
+    full = {seed for _, seed, _, _ in planned_runs(experiment, Path("x"), 3, False, {})}
+    quick = {seed for _, seed, _, _ in planned_runs(experiment, Path("x"), 1, True, {})}
     assert full == set(range(1, 11)) and quick == {1}  # a distribution over seeds, not the best of 3
 
 

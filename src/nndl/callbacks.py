@@ -68,7 +68,7 @@ class LearningSpeed(Callback):
 
     def on_batch_end(self, run: "TrainingRun", batch: int) -> None:
         nabla_b, m = run.gradients[0], run.batch_size
-        self.totals += [np.linalg.norm(nb) / m for nb in nabla_b]  # ‖δ^l‖ for the mean over the batch
+        self.totals += [float(np.linalg.norm(nb) / m) for nb in nabla_b]  # ‖δ^l‖ for the mean over the batch
         self.batches += 1
 
     def on_epoch_end(self, run: "TrainingRun", record: dict[str, Any]) -> None:

@@ -15,7 +15,8 @@ over examples or output positions.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+
+from .device import module_of
 
 
 def patches(a: np.ndarray, k: int) -> np.ndarray:
@@ -26,8 +27,9 @@ def patches(a: np.ndarray, k: int) -> np.ndarray:
     A window view, copied once into the order the product needs.
     """
     c, h, w, m = a.shape
-    windows = sliding_window_view(a, (k, k), axis=(1, 2))  # (C, H', W', m, K, K), no copy
-    return np.ascontiguousarray(windows.transpose(0, 4, 5, 1, 2, 3)).reshape(c * k * k, -1)
+    xp = module_of(a)
+    windows = xp.lib.stride_tricks.sliding_window_view(a, (k, k), axis=(1, 2))  # (C, H', W', m, K, K), no copy
+    return xp.ascontiguousarray(windows.transpose(0, 4, 5, 1, 2, 3)).reshape(c * k * k, -1)
 
 
 def correlate(a_patches: np.ndarray, w: np.ndarray, b: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
@@ -37,19 +39,19 @@ def correlate(a_patches: np.ndarray, w: np.ndarray, b: np.ndarray, out_shape: tu
     input maps too, for every output map at once. ``w`` is (maps, C, K, K),
     ``b`` is (maps, 1); the result has ``out_shape`` (maps, H', W', m).
     """
-    z = np.dot(w.reshape(w.shape[0], -1), a_patches)
+    z = module_of(w).dot(w.reshape(w.shape[0], -1), a_patches)
     z += b
     return z.reshape(out_shape)
 
 
 def kernel_gradient(delta: np.ndarray, a_patches: np.ndarray, w_shape: tuple[int, ...]) -> np.ndarray:
     """∂C/∂w = Σ over positions and examples of δ × the input under each kernel entry: a correlation of a with δ."""
-    return np.dot(delta.reshape(w_shape[0], -1), a_patches.T).reshape(w_shape)
+    return module_of(delta).dot(delta.reshape(w_shape[0], -1), a_patches.T).reshape(w_shape)
 
 
 def map_bias_gradient(delta: np.ndarray) -> np.ndarray:
     """∂C/∂b = Σ of δ over every position of the map and every example (one bias is shared by the whole map)."""
-    return np.add.reduce(delta.reshape(delta.shape[0], -1), axis=1, keepdims=True)
+    return delta.reshape(delta.shape[0], -1).sum(axis=1, keepdims=True)
 
 
 def full_convolution(delta: np.ndarray, w: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
@@ -62,8 +64,9 @@ def full_convolution(delta: np.ndarray, w: np.ndarray, in_shape: tuple[int, ...]
     """
     maps, c, k, _ = w.shape
     _, h_out, w_out, m = delta.shape
-    received = np.dot(w.reshape(maps, -1).T, delta.reshape(maps, -1)).reshape(c, k, k, h_out, w_out, m)
-    grad = np.zeros(in_shape, delta.dtype)
+    xp = module_of(delta)
+    received = xp.dot(w.reshape(maps, -1).T, delta.reshape(maps, -1)).reshape(c, k, k, h_out, w_out, m)
+    grad = xp.zeros(in_shape, delta.dtype)
     for i in range(k):
         for j in range(k):
             grad[:, i : i + h_out, j : j + w_out] += received[:, i, j]
@@ -82,20 +85,22 @@ def max_pool(a: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
     so the maximum is P·P − 1 comparisons of whole arrays. Ties go to the first
     maximum in row-major order, as in PyTorch's max_pool2d.
     """
+    xp = module_of(a)
     largest = a[:, ::p, ::p].copy()
-    where = np.zeros(largest.shape, np.uint8)
+    where = xp.zeros(largest.shape, np.uint8)
     for k, i, j in window_offsets(p)[1:]:
         candidate = a[:, i::p, j::p]
-        larger = np.greater(candidate, largest).view(np.uint8)  # 1 where offset k beats every earlier one
-        np.maximum(largest, candidate, out=largest)
-        np.maximum(where, larger * np.uint8(k), out=where)  # k exceeds every earlier offset: where → k there
+        larger = xp.greater(candidate, largest).view(np.uint8)  # 1 where offset k beats every earlier one
+        xp.maximum(largest, candidate, out=largest)
+        xp.maximum(where, larger * np.uint8(k), out=where)  # k exceeds every earlier offset: where → k there
     return largest, where
 
 
 def route_to_max(delta: np.ndarray, where: np.ndarray, p: int) -> np.ndarray:
     """Max-pooling's backward pass: each window's δ goes to the input that was its maximum, the rest get 0."""
     c, h_out, w_out, m = delta.shape
-    grad = np.empty((c, h_out * p, w_out * p, m), delta.dtype)
+    xp = module_of(delta)
+    grad = xp.empty((c, h_out * p, w_out * p, m), delta.dtype)
     for k, i, j in window_offsets(p):
-        np.multiply(delta, where == k, out=grad[:, i::p, j::p])
+        xp.multiply(delta, where == k, out=grad[:, i::p, j::p])
     return grad

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import convolution
 from .activations import Activation
+from .device import module_of
 from .errors import ConfigError
 
 Shape = tuple[int, ...]
@@ -114,16 +115,16 @@ class FullyConnected(Layer):
 
     def forward(self, a: np.ndarray, input_scale: float | None = None) -> tuple[np.ndarray, None]:
         w = self.w if input_scale is None else self.w * input_scale  # dropout at evaluation: weights × (1 − p)
-        z = np.dot(w, columns(a))
+        z = module_of(w).dot(w, columns(a))
         z += self.b  # z^l = w^l a^(l−1) + b^l   (eq. 25)
         return z, None
 
     def error_below(self, delta: np.ndarray, kept: None) -> np.ndarray:
-        return np.dot(self.w.T, delta)  # (w^l)ᵀ δ^l   (BP2)
+        return module_of(delta).dot(self.w.T, delta)  # (w^l)ᵀ δ^l   (BP2)
 
     def gradients(self, delta: np.ndarray, a_below: np.ndarray, kept: None) -> tuple[np.ndarray, np.ndarray]:
-        nabla_b = np.add.reduce(delta, axis=1, keepdims=True)  # BP3: ∂C/∂b^l_j = δ^l_j
-        nabla_w = np.dot(delta, columns(a_below).T)  # BP4: ∂C/∂w^l_jk = a^(l−1)_k δ^l_j
+        nabla_b = delta.sum(axis=1, keepdims=True)  # BP3: ∂C/∂b^l_j = δ^l_j
+        nabla_w = module_of(delta).dot(delta, columns(a_below).T)  # BP4: ∂C/∂w^l_jk = a^(l−1)_k δ^l_j
         return nabla_b, nabla_w
 
 

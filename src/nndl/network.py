@@ -22,6 +22,7 @@ import numpy as np
 
 from .activations import Activation, get_activation
 from .costs import Cost, get_cost
+from .device import array_module, check_device, to_host, to_module
 from .errors import ConfigError
 from .initializers import get_initializer, weights_of
 from .layers import Layer, LayerSpec, build_layers, parse_layers, shorthand
@@ -76,6 +77,11 @@ class Network:
     convolutional layer's σ goes: "after-pool" (network3.py's σ(pool(w ⋆ a) + b),
     the default) or "before-pool".
 
+    ``device`` is where the numbers live and the arithmetic runs: "cpu"
+    (NumPy) or "gpu" (CuPy, see :mod:`nndl.device`); ``xp`` is that array
+    module. The weights are drawn on the host either way, so a seed gives the
+    same network on both.
+
     ``metadata`` is a free-form, JSON-serialisable record of how the network
     was trained; it is saved with the model.
     """
@@ -95,6 +101,7 @@ class Network:
         dropout: float = 0.0,
         seed: int | None = None,
         dtype: Any = np.float32,
+        device: str = "cpu",
     ):
         specs, input_shape = layer_specs(sizes, layers, input_shape, outputs)
         self.cost = get_cost(cost)
@@ -120,8 +127,9 @@ class Network:
         self.dropout = float(dropout)
         self.init = init
         self.dtype = check_dtype(dtype)
+        self.device, self.xp = check_device(device), array_module(device)
         biases, weights = get_initializer(init)(weights_of(self.layers), make_rng(seed, "init"), self.dtype)
-        self.set_parameters(weights, biases)
+        self.set_parameters(weights, biases)  # drawn on the host, then moved to the device
         self.metadata: dict[str, Any] = {}
 
     # -- the book's objects ---------------------------------------------------------------
@@ -137,7 +145,7 @@ class Network:
         return [layer.b for layer in self.parameter_layers]
 
     def set_parameters(self, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]) -> None:
-        """Replace every layer's w and b (each checked against the layer's shape), in the network's dtype."""
+        """Replace every layer's w and b (each checked against the layer's shape), in the network's dtype and device."""
         layers = self.parameter_layers
         if len(weights) != len(layers) or len(biases) != len(layers):
             raise ConfigError(f"{len(weights)} weight and {len(biases)} bias arrays for {len(layers)} layers")
@@ -145,8 +153,15 @@ class Network:
             if w.shape != layer.weight_shape() or b.shape != (layer.weight_shape()[0], 1):
                 raise ConfigError(f"{layer}: weights {w.shape} and biases {b.shape} do not fit it")
         for layer, w, b in zip(layers, weights, biases):
-            layer.w, layer.b = w.astype(self.dtype, copy=False), b.astype(self.dtype, copy=False)
+            layer.w = to_module(w, self.xp).astype(self.dtype, copy=False)
+            layer.b = to_module(b, self.xp).astype(self.dtype, copy=False)
         self._parameters = self.weights + self.biases  # listed once: the update rule asks every mini-batch
+
+    def to_device(self, device: str) -> "Network":
+        """Move the weights and biases to ``device`` ("cpu" or "gpu"); returns the network."""
+        self.device, self.xp = check_device(device), array_module(device)
+        self.set_parameters(self.weights, self.biases)
+        return self
 
     @property
     def is_dense(self) -> bool:
@@ -237,7 +252,7 @@ class Network:
         for layer, dropped in zip(self.layers, self.dropped):
             if dropped:
                 deleted = rng.permutation(layer.size) < round(self.dropout * layer.size)
-                masks.append((~deleted).astype(self.dtype)[:, None])
+                masks.append(self.xp.asarray((~deleted).astype(self.dtype)[:, None]))  # drawn on the host
             else:
                 masks.append(None)
         return masks
@@ -283,9 +298,9 @@ class Network:
         reference the matrix form is tested against, and benchmarks show what the
         loop costs.
         """
-        dtype = np.result_type(x, y, self.dtype)
-        nabla_b = [np.zeros(b.shape, dtype) for b in self.biases]
-        nabla_w = [np.zeros(w.shape, dtype) for w in self.weights]
+        dtype = np.result_type(x.dtype, y.dtype, self.dtype)
+        nabla_b = [self.xp.zeros(b.shape, dtype) for b in self.biases]
+        nabla_w = [self.xp.zeros(w.shape, dtype) for w in self.weights]
         for i in range(x.shape[1]):
             delta_nabla_b, delta_nabla_w = self.backprop(x[:, i : i + 1], y[:, i : i + 1], masks)
             for nb, dnb in zip(nabla_b, delta_nabla_b):
@@ -306,8 +321,8 @@ class Network:
         return images
 
     def inputs(self, images: np.ndarray) -> np.ndarray:
-        """Image rows (bytes 0-255 or values in [0, 1]) as input columns x in [0, 1], in the network's dtype."""
-        return unit_interval(images, self.dtype).T
+        """Image rows (bytes 0-255 or values in [0, 1]) as input columns x in [0, 1], in the network's dtype and device."""
+        return unit_interval(self.xp.asarray(images), self.dtype).T  # moved as bytes, a quarter of the floats
 
     def chunks(self, images: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
         """Consecutive slices of ``images`` as input columns (one chunk in floats at a time)."""
@@ -324,11 +339,11 @@ class Network:
         return max(1, min(EVALUATION_CHUNK, 2**24 // floats))
 
     def output_rows(self, images: np.ndarray) -> np.ndarray:
-        """The output activations for ``images`` given as rows (n, sizes[0]); returns (n, sizes[-1])."""
+        """The output activations for ``images`` given as rows (n, sizes[0]); returns (n, sizes[-1]) on the host."""
         images = self.check_images(images)
         outputs = np.empty((len(images), self.sizes[-1]), self.dtype)
         for part, x in self.chunks(images):
-            outputs[part] = self.feedforward(x).T
+            outputs[part] = to_host(self.feedforward(x).T)
         return outputs
 
     def predict(self, images: np.ndarray) -> np.ndarray:
@@ -336,17 +351,23 @@ class Network:
         return np.argmax(self.output_rows(images), axis=1)
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> int:
-        """How many images the network classifies correctly (the book's ``evaluate``)."""
-        return int(np.sum(self.predict(images) == labels))
+        """How many images the network classifies correctly (the book's ``evaluate``), counted on its device."""
+        images = self.check_images(images)
+        correct = 0
+        for part, x in self.chunks(images):
+            guesses = self.feedforward(x).argmax(axis=0)  # the most active output neuron, per column
+            correct += (guesses == self.xp.asarray(labels[part])).sum()
+        return int(correct)  # one copy to the host
 
     def total_cost(self, images: np.ndarray, labels: np.ndarray) -> float:
         """The mean cost C0 = (1/n) Σ_x C_x over a dataset with integer labels (no regularisation)."""
         images = self.check_images(images)
-        targets = np.eye(self.sizes[-1], dtype=self.dtype)
+        targets = self.xp.eye(self.sizes[-1], dtype=self.dtype)
         total = 0.0
         for part, x in self.chunks(images):
             zs, activations = self.forward(x, keep=False)
-            total += self.cost.fn(zs[-1], activations[-1], targets[:, labels[part]], self.output_activation)
+            y = targets[:, self.xp.asarray(labels[part])]
+            total += self.cost.fn(zs[-1], activations[-1], y, self.output_activation)
         return total / max(len(labels), 1)
 
 

@@ -37,8 +37,9 @@ class SGD:
         if not 0.0 <= momentum < 1.0:
             raise ConfigError(f"momentum {momentum}: the coefficient μ must be in [0, 1)")
         self.eta, self.n, self.momentum, self.regularization = eta, n, momentum, regularization
-        self.velocities = [np.zeros_like(p) for p in network.parameters()] if momentum else None
-        self.changes = [np.empty_like(p) for p in network.parameters()]  # each step's Δp, computed in place
+        self.xp = xp = network.xp  # NumPy or CuPy: the network's arrays, the same arithmetic
+        self.velocities = [xp.zeros_like(p) for p in network.parameters()] if momentum else None
+        self.changes = [xp.empty_like(p) for p in network.parameters()]  # each step's Δp, computed in place
 
     def step(self, network: Network, nabla_b: list[np.ndarray], nabla_w: list[np.ndarray], m: int,
              masks: Sequence[np.ndarray | None] | None = None) -> None:
@@ -51,7 +52,7 @@ class SGD:
         keeps = kept_parameters(network, masks)
         n_weights = len(nabla_w)
         for i, (param, grad) in enumerate(zip(network.parameters(), nabla_w + nabla_b)):
-            change = np.multiply(grad, -self.eta / m, out=self.changes[i])  # −(η/m) Σ_x ∂C_x/∂p   (eq. 20-21)
+            change = self.xp.multiply(grad, -self.eta / m, out=self.changes[i])  # −(η/m) Σ_x ∂C_x/∂p   (eq. 20-21)
             if i < n_weights and self.regularization.active:
                 # weight decay w → (1 − ηλ/n) w (eq. 93) and L1's − (ηλ₁/n) sgn(w) (eq. 98); biases are not decayed
                 change -= self.eta * self.regularization.gradient(param, self.n)
@@ -62,12 +63,12 @@ class SGD:
                 if keeps is None:
                     velocity *= self.momentum
                 else:  # deleted neurons keep their velocity too
-                    velocity *= 1.0 - (1.0 - self.momentum) * keep_only(np.ones_like(velocity), keeps[i])
+                    velocity *= 1.0 - (1.0 - self.momentum) * keep_only(self.xp.ones_like(velocity), keeps[i])
                 velocity += change  # v → μ v − η ∇C   (eq. 107)
                 if keeps is None:
                     change = velocity
                 else:  # only kept neurons move, though deleted ones keep a velocity
-                    np.copyto(change, velocity)
+                    self.xp.copyto(change, velocity)
                     keep_only(change, keeps[i])
             param += change  # w → w + v (eq. 108), or w → w − η ∇C without momentum
 

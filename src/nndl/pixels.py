@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from .device import module_of
+
 
 def unit_interval(images: np.ndarray, dtype: np.dtype | type | str = np.float32) -> np.ndarray:
     """``images`` as values in [0, 1] of ``dtype``: bytes are divided by 255, floats are only cast."""
     dtype = np.dtype(dtype)
     if images.dtype != np.uint8:
         return images.astype(dtype, copy=False)
-    out = np.empty(images.shape, dtype)
-    np.divide(images, dtype.type(255), out=out)
+    xp = module_of(images)  # NumPy, or CuPy for images already on the GPU
+    out = xp.empty(images.shape, dtype)
+    xp.divide(images, dtype.type(255), out=out)
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .callbacks import Callback
+from .device import copy_into, to_host
 from .errors import ConfigError
 from .metrics import Measure
 from .training import TrainingRun
@@ -53,12 +54,12 @@ class KeepBest(Callback):
     def on_train_end(self, run: TrainingRun) -> None:
         if self.best_parameters is not None:
             for param, best in zip(run.network.parameters(), self.best_parameters):
-                param[...] = best
+                copy_into(param, best)
 
     def get_state(self) -> dict[str, Any]:
         return {"best_value": self.best_value, "best_epoch": self.best_epoch,
                 "epochs_without_improvement": self.epochs_without_improvement,
-                "best_parameters": self.best_parameters}
+                "best_parameters": None if self.best_parameters is None else list(map(to_host, self.best_parameters))}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.best_value, self.best_epoch = state["best_value"], state["best_epoch"]

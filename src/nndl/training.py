@@ -23,6 +23,7 @@ import numpy as np
 
 from .callbacks import Callback
 from .data.pairs import as_dataset
+from .device import to_module
 from .errors import ConfigError
 from .metrics import History, Monitor, evaluate
 from .network import Network
@@ -175,12 +176,12 @@ def mini_batches(network: Network, images: np.ndarray, labels: np.ndarray, order
     conversion serves many steps. Blocks start at fixed batches, so a resumed
     epoch slices the same blocks as an uninterrupted one.
     """
-    targets = np.eye(network.sizes[-1], dtype=network.dtype)
+    targets = network.xp.eye(network.sizes[-1], dtype=network.dtype)
     per_block = max(1, BLOCK_IMAGES // m)
     n_batches = -(-len(order) // m)
     for start in range(first_batch - first_batch % per_block, n_batches, per_block):
         chosen = order[start * m : (start + per_block) * m]
-        xs, ys = network.inputs(images[chosen]), targets[:, labels[chosen]]
+        xs, ys = network.inputs(images[chosen]), targets[:, network.xp.asarray(labels[chosen])]
         for batch in range(max(start, first_batch), min(start + per_block, n_batches)):
             columns = slice((batch - start) * m, (batch - start + 1) * m)
             yield batch, xs[:, columns], ys[:, columns]
@@ -216,7 +217,7 @@ def train(
     run.history.epochs = list(resume.history)
     run.eta = config.eta if resume.eta is None else resume.eta
     if resume.velocities is not None:
-        optimizer.velocities = resume.velocities
+        optimizer.velocities = [to_module(v, network.xp) for v in resume.velocities]
 
     try:
         for callback in callbacks:

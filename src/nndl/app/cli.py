@@ -482,12 +482,12 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     check_output_folder(args.out, "--out")
     with sweep_cmd.engine_from_args(args) as engine:
         if args.all:
-            path = run_all(args.out, seeds=seeds, quick=args.quick, data_dir=args.data,
+            path = run_all(args.out, seeds=seeds, quick=args.quick, data_dir=args.data, device=args.device or "cpu",
                            include_long=args.include_long, engine=engine)
             print(f"Wrote {path}")
             return 0
         outcome = run_experiment(experiment, args.out, seeds=seeds, quick=args.quick, data_dir=args.data,
-                                 engine=engine)
+                                 device=args.device or "cpu", engine=engine)
     print(f"Wrote {Path(args.out) / args.name / 'report.md'} ({outcome['seconds']:.0f} s)")
     return 0
 

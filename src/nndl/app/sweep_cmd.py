@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..device import DEVICES
 from ..errors import ConfigError
 from ..files.atomic import check_output_folder
 from .options import add_data_option
@@ -43,7 +44,10 @@ def add_engine_options(parser: argparse.ArgumentParser, what: str) -> None:
                         f"nndl installed)")
     parser.add_argument("--workers", type=int, metavar="N",
                         help=f"run the {what} on a local Dask cluster of N worker processes (default for sweeps: "
-                        f"one per core)")
+                        f"one per core, or per GPU with --device gpu)")
+    parser.add_argument("--device", choices=DEVICES,
+                        help=f"where the {what} compute: cpu (NumPy) or gpu (CuPy; a local cluster has one worker per "
+                        f"GPU); default: cpu, or the sweep's own setting")
 
 
 def engine_from_args(args: argparse.Namespace) -> Any:
@@ -54,7 +58,7 @@ def engine_from_args(args: argparse.Namespace) -> Any:
 
     if args.scheduler is None and checked_workers(args) is None:
         return contextlib.nullcontext(None)
-    return Engine(args.scheduler, args.workers)
+    return Engine(args.scheduler, args.workers, device=args.device or "cpu")
 
 
 def checked_workers(args: argparse.Namespace) -> int | None:
@@ -77,6 +81,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         return 0
     if args.data:
         sweep = sweep.with_base(source=str(Path(args.data).resolve()))
+    if args.device:
+        sweep = sweep.with_base(device=args.device)
     out = check_output_folder(args.out or Path("sweeps") / sweep.name, "--out")  # before any trial trains
     log = (lambda message: None) if args.quiet else (lambda message: print(message, flush=True))
     results = run_sweep(sweep, out, scheduler=args.scheduler, workers=workers, progress=not args.quiet, log=log)

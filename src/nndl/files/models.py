@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..device import to_host
 from ..errors import ConfigError, ModelFileError
 from .atomic import JSON_MAX_BYTES, atomic_output, check_output_file, open_regular_file, parse_json
 from ..network import MAX_PARAMETERS, Network
@@ -53,8 +54,8 @@ def save_model(network: Network, path: str | os.PathLike) -> Path:
         "metadata": np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8),
     }
     for l, (w, b) in enumerate(zip(network.weights, network.biases)):
-        arrays[f"weights_{l}"] = w
-        arrays[f"biases_{l}"] = b.ravel()
+        arrays[f"weights_{l}"] = to_host(w)  # a model file holds host arrays, whichever device trained it
+        arrays[f"biases_{l}"] = to_host(b).ravel()
     with atomic_output(path, "model file") as handle:
         np.savez(handle, **arrays)
     return path
@@ -223,7 +224,7 @@ def checked_parameter(path: Path, array: np.ndarray, name: str, dtype: np.dtype 
     return cast
 
 
-def described_network(path: Path, description: dict[str, Any], sizes: list[int]) -> Network:
+def described_network(path: Path, description: dict[str, Any], sizes: list[int], device: str = "cpu") -> Network:
     """The network a model file describes (its weights still to be read), its size checked before it is built.
 
     A fully connected network is given by its ``sizes``; a convolutional one by
@@ -239,7 +240,7 @@ def described_network(path: Path, description: dict[str, Any], sizes: list[int])
         network = Network(None if shape else sizes, **shape, cost=description["cost"],
                           activation=description["activation"], output_activation=description["output_activation"],
                           init=description["init"], dropout=description.get("dropout", 0.0),
-                          dtype=description["dtype"])
+                          dtype=description["dtype"], device=device)
     except ConfigError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
     if network.sizes != sizes:
@@ -247,10 +248,10 @@ def described_network(path: Path, description: dict[str, Any], sizes: list[int])
     return network
 
 
-def load_model(path: str | os.PathLike) -> Network:
-    """Load a model saved by :func:`save_model` (or, for a .json file, by the book's network2.py).
+def load_model(path: str | os.PathLike, device: str = "cpu") -> Network:
+    """Load a model saved by :func:`save_model` (or, for a .json file, by the book's network2.py) onto ``device``.
 
-    The training record is in the network's ``.metadata``.
+    A model holds host arrays, whichever device trained it. The training record is in the network's ``.metadata``.
 
     Raises :class:`ModelFileError` naming the problem if the file is not an nndl
     model, was damaged or edited so its arrays disagree with its sizes. Only the
@@ -261,14 +262,14 @@ def load_model(path: str | os.PathLike) -> Network:
     if path.suffix == ".json":
         from .network2 import load_network2_json  # it uses this module's size checks
 
-        return load_network2_json(path)
+        return load_network2_json(path, device)
     with open_archive(path) as archive:
         metadata = parse_metadata(path, archive)
         description = checked_description(path, metadata)
         sizes = [int(n) for n in read_member(archive, path, "sizes", "iu")]
         if sizes != description.get("sizes"):
             raise ModelFileError(f"{path}: sizes {sizes} disagree with the metadata's {description.get('sizes')!r:.80}")
-        network = described_network(path, description, sizes)
+        network = described_network(path, description, sizes, device)
         weights, biases = [], []
         for l, shape in enumerate(layer.weight_shape() for layer in network.parameter_layers):
             weights.append(checked_parameter(path, read_member(archive, path, f"weights_{l}", "f", shape), f"weights_{l}",

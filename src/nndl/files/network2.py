@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..costs import COSTS
+from ..device import to_host
 from ..errors import ConfigError, ModelFileError
 from .atomic import read_json, write_bytes_atomically
 from .models import checked_parameter, checked_sizes
@@ -49,8 +50,8 @@ def save_network2_json(network: Network, path: str | os.PathLike) -> Path:
         raise ConfigError(refusal)
     data = {
         "sizes": network.sizes,
-        "weights": [w.astype(np.float64).tolist() for w in network.weights],
-        "biases": [b.astype(np.float64).tolist() for b in network.biases],
+        "weights": [to_host(w).astype(np.float64).tolist() for w in network.weights],
+        "biases": [to_host(b).astype(np.float64).tolist() for b in network.biases],
         "cost": network.cost.book_name,
     }
     path = Path(path)
@@ -95,7 +96,7 @@ def checked_layer(path: Path, layer: int, weights: Any, biases: Any, n_out: int,
             checked_parameter(path, b, f"layer {layer + 1}'s biases", np.float64))
 
 
-def load_network2_json(path: str | os.PathLike) -> Network:
+def load_network2_json(path: str | os.PathLike, device: str = "cpu") -> Network:
     """Load a model saved by the book's network2.py (``Network.save``) as a float64 nndl Network.
 
     The file's size is capped before parsing, and the sizes (capped in
@@ -115,7 +116,7 @@ def load_network2_json(path: str | os.PathLike) -> Network:
     layers = [checked_layer(path, l, w, b, n_out, n_in)
               for l, (w, b, n_out, n_in) in enumerate(zip(weights, biases, sizes[1:], sizes[:-1]))]
     network = Network(sizes, cost=BOOK_COSTS[data["cost"]], activation="sigmoid", output_activation="sigmoid",
-                      dtype=np.float64, seed=0)
+                      dtype=np.float64, seed=0, device=device)
     network.set_parameters([w for w, _ in layers], [b for _, b in layers])
     network.metadata = {"imported_from": "network2.py JSON"}
     return network

@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import __version__
 from ..callbacks import Callback
+from ..device import copy_into, to_host
 from ..errors import ConfigError, NndlError
 from ..files.atomic import open_regular_file, parse_json, write_bytes_atomically
 from ..files.models import ARCHIVE_ERRORS, MAX_PARAMETERS, ModelFileError, read_member
@@ -105,7 +106,7 @@ class Checkpoint:
         if [p.shape for p in params] != [p.shape for p in self.parameters]:
             raise CheckpointError(f"{self.path}: its weights do not fit the network {network.sizes}")
         for param, saved in zip(params, self.parameters):
-            param[...] = saved
+            copy_into(param, saved)
         if len(callbacks) != len(self.callback_states):
             raise CheckpointError(f"{self.path}: saved by a run with other callbacks; start a new checkpoint folder")
         for callback, state in zip(callbacks, self.callback_states):
@@ -137,9 +138,9 @@ class Checkpointer(Callback):
         position = run.position()
         packed, arrays = pack_state([c.get_state() for c in self.stateful])
         params = run.network.parameters()
-        arrays.update({f"param.{i}": p for i, p in enumerate(params)})
+        arrays.update({f"param.{i}": to_host(p) for i, p in enumerate(params)})
         if position.velocities is not None:
-            arrays.update({f"velocity.{i}": v for i, v in enumerate(position.velocities)})
+            arrays.update({f"velocity.{i}": to_host(v) for i, v in enumerate(position.velocities)})
         state = {"format": FORMAT, "format_version": FORMAT_VERSION, "nndl_version": __version__,
                  "spec": self.spec.to_dict(), "outputs": self.outputs, "data_fingerprint": self.data_fingerprint,
                  "finished": finished,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
+from ..device import array_module, gpu_count, use_gpu
 from ..errors import ConfigError, NndlError
 from ..files.atomic import first_line
 from ..metrics import Measure
@@ -50,14 +51,27 @@ def train_task(spec: dict[str, Any], keep_best: str | None = None, score_kept: b
     from ..schedules import KeepBest
 
     run = RunSpec.from_dict(spec)
+    if run.network.device == "gpu":
+        use_gpu(worker_index())
     keeper = [KeepBest(Measure.parse(keep_best), patience=run.training.epochs + 1)] if keep_best else []
     result = run_spec(run, callbacks=keeper, cache=WORKER_CACHE, blas_thread_limit=1)
     summary = {**result.summary, "worker": worker_name()}
     if score_kept:
         summary["kept"] = kept_scores(result.network, WORKER_CACHE.get(run.data))
     if keep_best or keep_network:
-        summary["network"] = result.network
+        summary["network"] = result.network.to_device("cpu")  # the client may have no GPU
     return summary
+
+
+def worker_index() -> int:
+    """This worker's number in a local cluster (0, 1, …; LocalCluster names its workers so), else 0."""
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return 0
+    return name if isinstance(name, int) else 0
 
 
 def worker_name() -> str:
@@ -121,16 +135,19 @@ def bokeh_available() -> bool:
 
 
 class Engine:
-    """A Dask client: on a new local cluster (one single-threaded worker process per core) or on ``scheduler``.
+    """A Dask client: on a new local cluster (one single-threaded worker process per core, or per GPU for
+    ``device`` "gpu") or on ``scheduler``.
 
     Use it as a context manager; leaving it closes the client and any cluster it
     started, also on Ctrl-C.
     """
 
-    def __init__(self, scheduler: str | None = None, workers: int | None = None, progress: bool = True):
+    def __init__(self, scheduler: str | None = None, workers: int | None = None, progress: bool = True,
+                 device: str = "cpu"):
         if workers is not None and workers < 1:
             raise ConfigError(f"workers {workers}: must be at least 1")
         self.scheduler, self.workers, self.progress = scheduler, workers, progress
+        self.gpus = gpu_count(array_module(device)) if device == "gpu" else 0  # one local worker per GPU
         self.client: Any = None
         self.cluster: Any = None
         self.settings: Any = None  # Dask configuration changed while the local cluster runs
@@ -147,7 +164,8 @@ class Engine:
             # training then spends as long in page faults as in arithmetic (bench_sweep.py), so leave it unset
             self.settings = dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
             try:
-                self.cluster = LocalCluster(n_workers=self.workers or os.cpu_count() or 1, threads_per_worker=1,
+                self.cluster = LocalCluster(n_workers=self.workers or self.gpus or os.cpu_count() or 1,
+                                            threads_per_worker=1,
                                             processes=True, dashboard_address=":0",  # any free port, never a clash
                                             silence_logs=logging.CRITICAL)
                 self.client = Client(self.cluster)

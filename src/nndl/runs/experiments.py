@@ -581,15 +581,16 @@ def slug(text: str) -> str:
 
 
 def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 3, quick: bool = False,
-                   data_dir: str | None = None, log: Callable[[str], None] = print,
+                   data_dir: str | None = None, device: str = "cpu", log: Callable[[str], None] = print,
                    cache: DataCache | None = None, engine: Any = None) -> dict[str, Any]:
     """Run every run of ``experiment`` for seeds 1…``seeds``; write histories, figures and report.md.
 
     A run whose history file already holds the same specification is not run
     again, so an interrupted experiment continues where it stopped. With
     ``engine`` (an entered :class:`nndl.runs.engine.Engine`) the runs are trained
-    as parallel tasks on its Dask cluster.
+    as parallel tasks on its Dask cluster. ``data_dir`` and ``device`` apply to every run.
     """
+    changes = run_changes(data_dir, device)
     out, kept = Path(out_dir) / experiment.name, runs_folder(experiment, out_dir)
     for folder in (out, kept):
         check_same_form(folder, quick)
@@ -598,8 +599,8 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
     results: dict[str, list[dict[str, Any]]] = {}
     started = time.perf_counter()
     if engine is not None:  # train the unfinished runs as parallel tasks; the loop below reads their files
-        train_on_engine(engine, [experiment], out_dir, seeds=seeds, quick=quick, data_dir=data_dir, log=log)
-    for label, seed, seeded, path in planned_runs(experiment, kept, seeds, quick, data_dir):
+        train_on_engine(engine, [experiment], out_dir, seeds=seeds, quick=quick, changes=changes, log=log)
+    for label, seed, seeded, path in planned_runs(experiment, kept, seeds, quick, changes):
         summary = finished_run(path, seeded, label in experiment.ensembles)
         if summary is None:
             checkpoint = kept / "checkpoints" / path.stem if experiment.long else None  # hours: keep them safe
@@ -618,8 +619,8 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
             f"{100 * summary['best']['accuracy']:.2f}% {how}")
     figures = [draw_figure(experiment, figure, results, out) for figure in experiment.figures]
     example, example_figures = experiment.example(out) if experiment.example else ([], [])
-    ensembles = ensembles_of(experiment, kept, seeds, quick, data_dir, cache)
-    figures += [draw_mistakes(experiment, label, kept, out, seeds, quick, data_dir, cache)
+    ensembles = ensembles_of(experiment, kept, seeds, quick, changes, cache)
+    figures += [draw_mistakes(experiment, label, kept, out, seeds, quick, changes, cache)
                 for label in sorted(experiment.ensembles)]
     outcome = {"experiment": experiment.name, "quick": quick, "seeds": experiment.seed_count(seeds, quick),
                "seconds": time.perf_counter() - started, "rows": report_rows(experiment, results, ensembles),
@@ -629,12 +630,16 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
     return outcome
 
 
+def run_changes(data_dir: str | None, device: str) -> dict[str, Any]:
+    """The settings the command line gives every run of an experiment: the data folder and the device."""
+    return {"device": device} if data_dir is None else {"source": str(data_dir), "device": device}
+
+
 def planned_runs(experiment: Experiment, out: Path, seeds: int, quick: bool,
-                 data_dir: str | None) -> Iterator[tuple[str, int, RunSpec, Path]]:
+                 changes: dict[str, Any]) -> Iterator[tuple[str, int, RunSpec, Path]]:
     """Every (run label, seed, specification, history file) of an experiment, in the report's order."""
     for label, spec in experiment.specs(quick).items():
-        if data_dir is not None:
-            spec = spec.replace(source=str(data_dir))
+        spec = spec.replace(**changes)
         for seed in range(1, experiment.seeds_of(label, seeds, quick) + 1):
             yield label, seed, spec.replace(seed=seed), out / f"history-{slug(label)}-seed{seed}.json"
 
@@ -649,13 +654,13 @@ def model_path(history: Path) -> Path:
     return history.with_name(history.stem.replace("history-", "model-", 1) + ".npz")
 
 
-def ensembles_of(experiment: Experiment, out: Path, seeds: int, quick: bool, data_dir: str | None,
+def ensembles_of(experiment: Experiment, out: Path, seeds: int, quick: bool, changes: dict[str, Any],
                  cache: DataCache) -> dict[str, dict[str, float]]:
     """For each run an ensemble row names: the validation and test accuracy of its seeds' saved networks
     voting together (their averaged outputs)."""
     models: dict[str, list[Path]] = {}
     data: dict[str, Any] = {}
-    for label, _, seeded, path in planned_runs(experiment, out, seeds, quick, data_dir):
+    for label, _, seeded, path in planned_runs(experiment, out, seeds, quick, changes):
         if label in experiment.ensembles:
             models.setdefault(label, []).append(model_path(path))
             data[label] = seeded.data
@@ -664,10 +669,10 @@ def ensembles_of(experiment: Experiment, out: Path, seeds: int, quick: bool, dat
 
 
 def draw_mistakes(experiment: Experiment, label: str, kept: Path, out: Path, seeds: int, quick: bool,
-                  data_dir: str | None, cache: DataCache) -> dict[str, Any]:
+                  changes: dict[str, Any], cache: DataCache) -> dict[str, Any]:
     """The test digits the seeds' networks of run ``label`` get wrong voting together, each with its true digit
     and the guess, like the book's figure of its ensemble's 33 mistakes (at most MISTAKES_SHOWN drawn)."""
-    members = [(seeded, path) for run, _, seeded, path in planned_runs(experiment, kept, seeds, quick, data_dir)
+    members = [(seeded, path) for run, _, seeded, path in planned_runs(experiment, kept, seeds, quick, changes)
                if run == label]
     test = cache.get(members[0][0].data).test
     guesses = ensemble_guesses([load_model(model_path(path)) for _, path in members], test.images)
@@ -684,7 +689,7 @@ def draw_mistakes(experiment: Experiment, label: str, kept: Path, out: Path, see
 
 
 def train_on_engine(engine: Any, experiments: list[Experiment], out_dir: str | Path, *, seeds: int, quick: bool,
-                    data_dir: str | None, log: Callable[[str], None] = print) -> None:
+                    changes: dict[str, Any], log: Callable[[str], None] = print) -> None:
     """Train every unfinished (experiment, run, seed) as one task on a Dask engine (nndl.runs.engine),
     writing each history file as its run finishes; a run's seed decides its numbers, wherever it runs."""
     from .engine import train_task
@@ -693,7 +698,7 @@ def train_on_engine(engine: Any, experiments: list[Experiment], out_dir: str | P
     for experiment in experiments:
         out = runs_folder(experiment, out_dir)
         check_same_form(out, quick)
-        for label, seed, seeded, path in planned_runs(experiment, out, seeds, quick, data_dir):
+        for label, seed, seeded, path in planned_runs(experiment, out, seeds, quick, changes):
             keep = label in experiment.ensembles
             if finished_run(path, seeded, keep) is None:
                 tasks[f"{experiment.name}-{slug(label)}-seed{seed}"] = ((label, path, keep),
@@ -911,7 +916,7 @@ def experiment_report(experiment: Experiment, outcome: dict[str, Any], figure_di
 
 
 def run_all(out_dir: str | Path, *, seeds: int = 3, quick: bool = False, data_dir: str | None = None,
-            include_long: bool = False, log: Callable[[str], None] = print, engine: Any = None) -> Path:
+            device: str = "cpu", include_long: bool = False, log: Callable[[str], None] = print, engine: Any = None) -> Path:
     """Run every experiment (the long ones only if asked) and write one report.md for them all.
 
     With ``engine`` every (experiment, run, seed) is one task on its Dask cluster, all sent at once.
@@ -921,10 +926,11 @@ def run_all(out_dir: str | Path, *, seeds: int = 3, quick: bool = False, data_di
     sections = []
     chosen = [e for e in EXPERIMENTS.values() if include_long or not e.long]
     if engine is not None:
-        train_on_engine(engine, chosen, out_dir, seeds=seeds, quick=quick, data_dir=data_dir, log=log)
+        train_on_engine(engine, chosen, out_dir, seeds=seeds, quick=quick, changes=run_changes(data_dir, device),
+                        log=log)
     for experiment in chosen:
-        outcome = run_experiment(experiment, out_dir, seeds=seeds, quick=quick, data_dir=data_dir, log=log,
-                                 cache=cache, engine=engine)
+        outcome = run_experiment(experiment, out_dir, seeds=seeds, quick=quick, data_dir=data_dir, device=device,
+                                 log=log, cache=cache, engine=engine)
         sections.append(experiment_report(experiment, outcome, figure_dir=f"{experiment.name}/"))
     total = time.perf_counter() - started
     header = [f"# nndl: the book's experiments, {'quick form' if quick else 'full runs'}", "",

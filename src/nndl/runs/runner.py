@@ -24,6 +24,7 @@ from .. import __version__
 from ..callbacks import Callback, LearningSpeed
 from ..data.distortions import DistortedEpochs, expand_by_one_pixel, image_side, parse_distortion
 from ..data.mnist import MNIST, Dataset, load_mnist
+from ..device import array_module
 from ..errors import NndlError
 from ..metrics import Monitor, ensemble_accuracy, evaluate
 from ..network import Network
@@ -178,6 +179,7 @@ def run_spec(spec: RunSpec, *, callbacks: Sequence[Callback] = (), cache: DataCa
     """
     if resume and checkpoint is None:
         raise NndlError("resuming needs the checkpoint folder")
+    array_module(spec.network.device)  # a missing GPU or CuPy is said before any data is read
     saved = latest_checkpoint(Path(checkpoint)) if resume else None
     if saved is not None and spec.training.seed is None:
         spec = spec.replace(seed=saved.spec.training.seed)  # a resumed run keeps the seed it drew

@@ -30,6 +30,7 @@ from typing import Any, Iterator
 from ..activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, get_activation
 from ..costs import COSTS, get_cost
 from ..data.distortions import parse_distortion
+from ..device import DEVICES
 from ..errors import ConfigError
 from ..initializers import INITIALIZERS
 from ..layers import CONV_ACTIVATION_PLACES, parse_layers
@@ -76,6 +77,9 @@ class NetworkSpec:
                              kind="float", minimum=0.0, below=1.0, metavar="P")
     dtype: str = setting("float32", "floating-point precision (float32: as accurate, faster)", kind="str",
                          choices=("float32", "float64"))
+    device: str = setting("cpu", "where the arithmetic runs: cpu (NumPy) or gpu (CuPy, pip install 'nndl[gpu]'); "
+                          "the same seed gives the same run on both, up to rounding, and a model or checkpoint "
+                          "from one resumes on the other", kind="str", choices=DEVICES, identity=False)
 
     def __post_init__(self) -> None:
         check_fields(self, "network")
@@ -112,7 +116,8 @@ class NetworkSpec:
     def describe(self) -> dict[str, Any]:
         """What :meth:`nndl.network.Network.describe` will say of this network (but its sizes)."""
         output = self.output_activation or get_cost(self.cost).output_activations[0]
-        shape = ("hidden", "sizes") if self.layers else ("hidden", "sizes", "layers", "conv_activation")
+        shape = ("hidden", "sizes", "device") if self.layers else ("hidden", "sizes", "layers", "conv_activation",
+                                                                     "device")
         return {**{k: v for k, v in to_dict(self).items() if k not in shape}, "output_activation": output}
 
 

@@ -434,7 +434,8 @@ def run_sweep(sweep: Sweep, out: str | Path, *, scheduler: str | None = None, wo
 
         def engine() -> Engine:  # started only when some trial is left to run
             if not engines:
-                engines.append(cleanup.enter_context(Engine(scheduler, workers, progress)))
+                device = sweep.base.get("device", "cpu")
+                engines.append(cleanup.enter_context(Engine(scheduler, workers, progress, device)))
                 dashboard = engines[0].dashboard
                 log(f"Dask: {engines[0].n_workers} workers" + (f", dashboard {dashboard}" if dashboard else ""))
             return engines[0]

@@ -12,6 +12,7 @@ import os
 import socket
 from typing import Any
 
+from ...device import DEVICES, array_module
 from ...errors import ConfigError
 from ..options import add_data_option, real_number, whole_number
 
@@ -24,7 +25,8 @@ def run_serve(args: argparse.Namespace) -> int:
         from .server import create_app
     except ImportError:
         raise ConfigError("nndl serve needs FastAPI and uvicorn: pip install 'nndl[web]'") from None
-    app = create_app(args.models, args.data or os.environ.get("NNDL_DATA") or None, args.abandon_after)
+    array_module(args.device)  # a missing GPU or CuPy is said before the page starts
+    app = create_app(args.models, args.data or os.environ.get("NNDL_DATA") or None, args.abandon_after, args.device)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
     server = uvicorn.Server(config)
     config.load()
@@ -73,4 +75,6 @@ def register(commands: Any) -> None:
     s.add_argument("--port", type=whole_number(0, 65535), default=8000, help="port (default 8000; 0 picks a free one)")
     s.add_argument("--abandon-after", type=real_number(0.0, 604_800.0), default=60.0, metavar="SECONDS",
                    help="stop a training run no open page has watched for this long (default 60)")
+    s.add_argument("--device", choices=DEVICES, default="cpu",
+                   help="where the page's training runs compute: cpu (NumPy, the default) or gpu (CuPy)")
     s.set_defaults(run=run_serve)

@@ -20,6 +20,7 @@ a run nobody has watched for ``abandon_after`` seconds.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 import time
 import uuid
@@ -28,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ...callbacks import Callback
+from ...device import to_host
 from ...errors import NndlError
 from ...network import Network
 from ...runs.runner import DataCache, RunResult, run_spec
@@ -160,7 +162,8 @@ class LiveRun(Callback):
         kept = self.parameters
         if kept is None or self.run is None:
             return None
-        network = self.spec.network.build(self.run.network.sizes[0], self.run.network.sizes[-1], seed=0)
+        on_cpu = dataclasses.replace(self.spec.network, device="cpu")  # the Draw tab's views read host arrays
+        network = on_cpu.build(self.run.network.sizes[0], self.run.network.sizes[-1], seed=0)
         network.set_parameters(kept.weights, kept.biases)
         return network, {"epoch": kept.epoch, "batch": kept.batch}
 
@@ -207,7 +210,7 @@ class LiveRun(Callback):
         if self.stop_reason:
             run.request_stop()
         self.training = self.cache.get(self.spec.data).training  # the images run_spec trains on (cached)
-        self.targets = np.eye(run.network.sizes[-1], dtype=run.network.dtype)
+        self.targets = run.network.xp.eye(run.network.sizes[-1], dtype=run.network.dtype)
         self.cost_every = max(COST_EVERY, run.n_batches // MAX_COST_POINTS)
         self.weights_sent = 0.0
         self.emit("begin", {"state": "running", "spec": self.spec.flat(), "seed": run.seed, "sizes": run.network.sizes,
@@ -248,7 +251,7 @@ class LiveRun(Callback):
         chosen = self.order[batch * m : (batch + 1) * m]
         x = network.inputs(self.training.images[chosen])
         zs, activations = network.forward(x, keep=False)
-        y = self.targets[:, self.training.labels[chosen]]
+        y = self.targets[:, network.xp.asarray(self.training.labels[chosen])]
         return network.cost.fn(zs[-1], activations[-1], y, network.output_activation) / len(chosen)  # C₀ = (1/m) Σ_x C_x
 
     def keep_weights(self, run: TrainingRun) -> None:
@@ -259,12 +262,12 @@ class LiveRun(Callback):
         """
         network = run.network
         self.weights_sent = time.monotonic()
-        self.parameters = Parameters(run.epoch, run.batch, [w.copy() for w in network.weights],
-                                     [b.copy() for b in network.biases])
+        self.parameters = Parameters(run.epoch, run.batch, [to_host(w).copy() for w in network.weights],
+                                     [to_host(b).copy() for b in network.biases])  # the page reads host copies
         side = int(round(network.sizes[0] ** 0.5))
         if network.num_layers < 3 or not network.is_dense or side * side != network.sizes[0]:
             return
-        weights = network.weights[0][:WEIGHT_IMAGES]
+        weights = self.parameters.weights[0][:WEIGHT_IMAGES]
         self.emit("weights", {"epoch": run.epoch, "batch": run.batch, "side": side,
                               "neurons": rounded(weights, 3)})
 

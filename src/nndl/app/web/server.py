@@ -82,8 +82,8 @@ class Conflict(ConfigError):
 class Server:
     """What the endpoints share: the models folder, the data, the one training slot."""
 
-    def __init__(self, models: Path, data: str | None, abandon_after: float):
-        self.models, self.data, self.abandon_after = ModelFolder(models), data, abandon_after
+    def __init__(self, models: Path, data: str | None, abandon_after: float, device: str = "cpu"):
+        self.models, self.data, self.abandon_after, self.device = ModelFolder(models), data, abandon_after, device
         self.cache = DataCache()
         self.mnist: MNIST | None = None
         self.verdicts: collections.OrderedDict[tuple[str, int, str], Verdicts] = collections.OrderedDict()
@@ -111,7 +111,7 @@ class Server:
 
     def start(self, settings: TrainSettings) -> LiveRun:
         """Start a run from the page's settings, unless one is training."""
-        flat = {**settings.spec_fields(), "source": self.data, "workers": 0}
+        flat = {**settings.spec_fields(), "source": self.data, "workers": 0, "device": self.device}
         spec = RunSpec.from_flat(flat, where="training settings")
         with self.lock:
             if self.live is not None and self.live.alive:
@@ -265,10 +265,11 @@ def error_status(exc: NndlError) -> int:
     return 422
 
 
-def create_app(models: str | Path = "models", data: str | None = None, abandon_after: float = 60.0) -> FastAPI:
-    """The web application: the page, its static files and its API."""
+def create_app(models: str | Path = "models", data: str | None = None, abandon_after: float = 60.0,
+               device: str = "cpu") -> FastAPI:
+    """The web application: the page, its static files and its API; the page's training runs on ``device``."""
     app = FastAPI(title="nndl: see inside the network", version="1", max_body_size=MAX_BODY)
-    server = app.state.server = Server(Path(models), data, abandon_after)
+    server = app.state.server = Server(Path(models), data, abandon_after, device)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
