@@ -7,6 +7,7 @@ TypeError, as CuPy does on a learner's GPU.
 """
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,12 @@ def cupy(monkeypatch):
 def small_mnist(tmp_path_factory):
     """12,000 + 200 12×12 images (2,000 training): room for a 5×5 convolution and 2×2 pooling."""
     return write_fake_mnist(tmp_path_factory.mktemp("device") / "data", n_train=12_000, n_test=200, side=12)
+
+
+@pytest.fixture(scope="module")
+def mnist28(tmp_path_factory):
+    """10,500 + 500 images of MNIST's 28×28 (500 training): room for chapter 6's networks and the page's drawings."""
+    return write_fake_mnist(tmp_path_factory.mktemp("device28") / "data", n_train=10_500, n_test=500, side=28)
 
 
 def test_the_stand_in_refuses_what_cupy_refuses(cupy):
@@ -134,15 +141,14 @@ def test_an_unknown_device_is_refused(cupy):
         array_module("tpu")
 
 
-def test_the_page_trains_on_the_device_and_shows_the_run_from_host_copies(cupy, tmp_path):
+def test_the_page_trains_on_the_device_and_shows_the_run_from_host_copies(cupy, mnist28, tmp_path):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
     from nndl.app.web.server import create_app
     from test_web_api import SHORT_RUN, drawing, events_until_end, folded, wait_for
 
-    data = write_fake_mnist(tmp_path / "fake", n_train=10_200, side=28)  # drawings are 28×28
-    app = create_app(tmp_path / "models", str(data), abandon_after=30.0, device="gpu")
+    app = create_app(tmp_path / "models", str(mnist28), abandon_after=30.0, device="gpu")
     with TestClient(app) as client:
         assert client.post("/api/train", json={**SHORT_RUN, "epochs": 100}).status_code == 202
         client.post("/api/train/pause")
@@ -157,4 +163,26 @@ def test_the_page_trains_on_the_device_and_shows_the_run_from_host_copies(cupy, 
         assert state["points"] and all(cost > 0 for _, _, cost in state["points"])  # the live cost, on the device
         assert client.post("/api/train/save", json={"name": "g.npz"}).status_code == 201
     saved = load_model(tmp_path / "models" / "g.npz")
-    assert all(isinstance(p, np.ndarray) for p in saved.parameters()) and saved.metadata["history"]
+    assert all(isinstance(p, np.ndarray) for p in saved.parameters())
+    assert saved.metadata["spec"]["network"]["device"] == "gpu"
+
+
+def test_an_experiment_on_dask_workers_on_the_device_equals_it_on_the_cpu(mnist28, tmp_path):
+    pytest.importorskip("distributed")
+    common = ["experiment", "run", "chapter6-relu", "--quick", "--workers", "1", "--data", str(mnist28)]
+    gpu = nndl_command(*common, "--device", "gpu", "--out", str(tmp_path / "gpu"))
+    cpu = nndl_command(*common, "--out", str(tmp_path / "cpu"), stand_in=False)
+    assert gpu.returncode == 0 and cpu.returncode == 0, gpu.stderr + cpu.stderr
+    history = "chapter6/history-4-relu-seed1.json"
+    runs = [json.loads((tmp_path / device / history).read_text()) for device in ("gpu", "cpu")]
+    assert runs[0]["spec"]["network"]["device"] == "gpu" and runs[1]["spec"]["network"]["device"] == "cpu"
+    assert without_seconds(runs[0]["history"]) == without_seconds(runs[1]["history"])
+
+
+def test_a_local_cluster_for_the_device_has_one_worker_per_gpu(cupy, monkeypatch):
+    pytest.importorskip("distributed")
+    from nndl.runs.engine import Engine
+
+    monkeypatch.setattr(cupy, "DEVICE_COUNT", 2)
+    with Engine(device="gpu", progress=False) as engine:
+        assert engine.n_workers == 2
