@@ -17,7 +17,9 @@ Not a test: it prints figures and ratios. Run from the repository root:
   floor of this algorithm. The contenders take turns within each repetition.
 - dense: seconds per epoch of nndl's fully connected step in this tree and in
   a git worktree of ``--against`` (default: the commit before src/nndl/layers.py
-  was added), each in its own process, taking turns, one BLAS thread.
+  was added), each in its own process, taking turns, one BLAS thread; and of
+  conv20x5,pool2,full100 when ``--against`` has layers (e.g. the commit before
+  the GPU path: ``--against f0fb518``).
 - memory: the peak resident memory of ``nndl train --layers
   conv20x5,pool2,conv40x5,pool2,full100`` for one epoch on MNIST, from the
   child's rusage.
@@ -173,9 +175,12 @@ from nndl.network import Network
 from nndl.runs.blas import blas_threads
 from nndl.training import TrainingConfig, train
 data = load_mnist().training.head(int(sys.argv[2]))
-network = Network([784, int(sys.argv[1]), 10], seed=1)
+shape = sys.argv[1]
+network = (Network([784, int(shape), 10], seed=1) if shape.isdigit()
+           else Network(layers=shape, cost="log-likelihood", seed=1))
 with blas_threads(1):
-    run = train(network, data, TrainingConfig(epochs=1, mini_batch_size=10, eta=3.0, seed=1))
+    run = train(network, data, TrainingConfig(epochs=1, mini_batch_size=10, eta=3.0 if shape.isdigit() else 0.1,
+                                              seed=1))
 print(run.history.epochs[0]["seconds"] * 50_000 / len(data))
 """
 
@@ -196,17 +201,19 @@ def dense_part(against: str, reps: int, images: int) -> None:
 
             data = resolve_data_dir()  # the worktree has no ../shared beside it
 
-            def timer(src: Path, hidden: int) -> Callable[[], float]:
+            def timer(src: Path, shape: str) -> Callable[[], float]:
                 env = {**os.environ, "PYTHONPATH": str(src), "NNDL_DATA": str(data)}
-                return lambda: float(subprocess.run([sys.executable, "-c", DENSE_TIMER, str(hidden), str(images)],
+                return lambda: float(subprocess.run([sys.executable, "-c", DENSE_TIMER, shape, str(images)],
                                                     env=env, capture_output=True, text=True, check=True).stdout)
 
             print(f"Seconds per epoch of {EPOCH:,} images, m = 10, float32, one BLAS thread (best of {reps}, "
                   "taking turns)")
-            for hidden in (30, 100):
-                best = best_of(reps, {name: timer(src, hidden) for name, src in trees.items()})
+            has_layers = (Path(folder) / "src" / "nndl" / "layers.py").is_file()
+            for shape in ("30", "100", *((CONV_NETS[0],) if has_layers else ())):
+                best = best_of(reps, {name: timer(src, shape) for name, src in trees.items()})
                 now, then = best["this tree"], best[against]
-                print(f"[784, {hidden}, 10]: this tree {now:.3f} s, {against} {then:.3f} s, ratio {now / then:.3f}   "
+                name = f"[784, {shape}, 10]" if shape.isdigit() else shape
+                print(f"{name}: this tree {now:.3f} s, {against} {then:.3f} s, ratio {now / then:.3f}   "
                       f"{load_average()}")
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", folder], cwd=REPO, capture_output=True)

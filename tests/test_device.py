@@ -186,3 +186,16 @@ def test_a_local_cluster_for_the_device_has_one_worker_per_gpu(cupy, monkeypatch
     monkeypatch.setattr(cupy, "DEVICE_COUNT", 2)
     with Engine(device="gpu", progress=False) as engine:
         assert engine.n_workers == 2
+
+
+def test_a_network_moves_between_devices_with_its_weights(cupy):
+    images = np.random.default_rng(1).integers(0, 256, (5, 64), dtype=np.uint8)
+    network = Network(layers="conv2x3,pool2,full5", input_shape=(1, 8, 8), seed=3, device="gpu")
+    on_gpu = network.output_rows(images)
+    network.to_device("cpu")  # as a Dask worker returns a network to a client that may have no GPU
+    assert network.xp is np and all(layer.xp is np for layer in network.layers)
+    assert all(isinstance(p, np.ndarray) for p in network.parameters())
+    np.testing.assert_array_equal(network.output_rows(images), on_gpu)
+    network.to_device("gpu")
+    assert all(isinstance(p, cupy.ndarray) for p in network.parameters())
+    np.testing.assert_array_equal(network.output_rows(images), on_gpu)

@@ -51,7 +51,7 @@ def kernel_gradient(delta: np.ndarray, a_patches: np.ndarray, w_shape: tuple[int
 
 def map_bias_gradient(delta: np.ndarray) -> np.ndarray:
     """∂C/∂b = Σ of δ over every position of the map and every example (one bias is shared by the whole map)."""
-    return delta.reshape(delta.shape[0], -1).sum(axis=1, keepdims=True)
+    return module_of(delta).add.reduce(delta.reshape(delta.shape[0], -1), axis=1, keepdims=True)
 
 
 def full_convolution(delta: np.ndarray, w: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:

@@ -28,13 +28,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import convolution
 from .activations import Activation
-from .device import module_of
 from .errors import ConfigError
 
 Shape = tuple[int, ...]
@@ -51,6 +51,7 @@ class Layer:
     spec: LayerSpec  # how the shorthand names it
     w: np.ndarray | None = None
     b: np.ndarray | None = None
+    xp: ModuleType = np  # the array module, numpy or cupy: the network sets it (nndl.device)
 
     def __init__(self, input_shape: Shape, output_shape: Shape, activation: Activation | None):
         self.input_shape, self.output_shape, self.activation = input_shape, output_shape, activation
@@ -115,16 +116,16 @@ class FullyConnected(Layer):
 
     def forward(self, a: np.ndarray, input_scale: float | None = None) -> tuple[np.ndarray, None]:
         w = self.w if input_scale is None else self.w * input_scale  # dropout at evaluation: weights × (1 − p)
-        z = module_of(w).dot(w, columns(a))
+        z = self.xp.dot(w, columns(a))
         z += self.b  # z^l = w^l a^(l−1) + b^l   (eq. 25)
         return z, None
 
     def error_below(self, delta: np.ndarray, kept: None) -> np.ndarray:
-        return module_of(delta).dot(self.w.T, delta)  # (w^l)ᵀ δ^l   (BP2)
+        return self.xp.dot(self.w.T, delta)  # (w^l)ᵀ δ^l   (BP2)
 
     def gradients(self, delta: np.ndarray, a_below: np.ndarray, kept: None) -> tuple[np.ndarray, np.ndarray]:
-        nabla_b = delta.sum(axis=1, keepdims=True)  # BP3: ∂C/∂b^l_j = δ^l_j
-        nabla_w = module_of(delta).dot(delta, columns(a_below).T)  # BP4: ∂C/∂w^l_jk = a^(l−1)_k δ^l_j
+        nabla_b = self.xp.add.reduce(delta, axis=1, keepdims=True)  # BP3: ∂C/∂b^l_j = δ^l_j
+        nabla_w = self.xp.dot(delta, columns(a_below).T)  # BP4: ∂C/∂w^l_jk = a^(l−1)_k δ^l_j
         return nabla_b, nabla_w
 
 

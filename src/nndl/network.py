@@ -127,7 +127,7 @@ class Network:
         self.dropout = float(dropout)
         self.init = init
         self.dtype = check_dtype(dtype)
-        self.device, self.xp = check_device(device), array_module(device)
+        self.use_device(device)
         biases, weights = get_initializer(init)(weights_of(self.layers), make_rng(seed, "init"), self.dtype)
         self.set_parameters(weights, biases)  # drawn on the host, then moved to the device
         self.metadata: dict[str, Any] = {}
@@ -157,9 +157,15 @@ class Network:
             layer.b = to_module(b, self.xp).astype(self.dtype, copy=False)
         self._parameters = self.weights + self.biases  # listed once: the update rule asks every mini-batch
 
-    def to_device(self, device: str) -> "Network":
-        """Move the weights and biases to ``device`` ("cpu" or "gpu"); returns the network."""
+    def use_device(self, device: str) -> None:
+        """Compute on ``device`` ("cpu" or "gpu") from now on: the array module of the network and of every layer."""
         self.device, self.xp = check_device(device), array_module(device)
+        for layer in self.layers:
+            layer.xp = self.xp
+
+    def to_device(self, device: str) -> "Network":
+        """Move the weights and biases to ``device``; returns the network."""
+        self.use_device(device)
         self.set_parameters(self.weights, self.biases)
         return self
 

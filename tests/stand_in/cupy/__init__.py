@@ -230,11 +230,28 @@ lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(
 random = None  # nndl draws every random number from NumPy's seeded streams on the host
 
 
+class ufunc:
+    """A NumPy ufunc on device arrays: called, or reduced for the few ufuncs CuPy reduces (``cupy.add.reduce``)."""
+
+    def __init__(self, numpy_ufunc: np.ufunc):
+        self.numpy_ufunc, self.__name__ = numpy_ufunc, numpy_ufunc.__name__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return device_function(self.__name__, self.numpy_ufunc)(*args, **kwargs)
+
+    def reduce(self, *args: Any, **kwargs: Any) -> Any:
+        if self.__name__ not in REDUCIBLE:
+            raise TypeError(f"the stand-in (as CuPy) has no {self.__name__}.reduce")
+        return device_function(f"{self.__name__}.reduce", self.numpy_ufunc.reduce)(*args, **kwargs)
+
+
 def __getattr__(name: str) -> Any:
     """Everything else NumPy has, on device arrays: dtypes and constants as they are, functions wrapped."""
     attribute = getattr(np, name)
     if isinstance(attribute, (type, float, int)) or name.startswith("_"):
         return attribute
+    if isinstance(attribute, np.ufunc):
+        return ufunc(attribute)
     if callable(attribute):
         return device_function(name, attribute)
     return attribute
