@@ -125,15 +125,24 @@ def test_train_on_the_device_from_the_command_line_and_evaluate_on_the_cpu(small
     assert all(np.array_equal(g[k], c[k]) for k in c.files if k.startswith(("weights", "biases")))
 
 
+COMMANDS = {"train": ["train", "--data", "{out}/nowhere"],
+            "experiment": ["experiment", "run", "chapter6-relu", "--quick", "--out", "{out}/experiments"],
+            "sweep": ["sweep", "--example", "book-strategy", "--out", "{out}/sweep"],
+            "serve": ["serve", "--port", "0", "--models", "{out}/models"]}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
 @pytest.mark.parametrize("devices, stand_in, message", [
     ("1", False, "--device gpu needs CuPy, which is not installed: pip install 'nndl[gpu]'"),
     ("0", True, "--device gpu: CuPy finds no usable GPU (cudaErrorNoDevice"),
 ])
-def test_no_cupy_or_no_gpu_is_one_line_before_any_data_is_read(tmp_path, devices, stand_in, message):
-    result = nndl_command("train", "--device", "gpu", "--data", str(tmp_path / "nowhere"), devices=devices,
-                          stand_in=stand_in)
+def test_no_cupy_or_no_gpu_is_one_line_before_anything_is_read_or_made(tmp_path, command, devices, stand_in,
+                                                                        message):
+    args = [arg.replace("{out}", str(tmp_path)) for arg in COMMANDS[command]]
+    result = nndl_command(*args, "--device", "gpu", devices=devices, stand_in=stand_in)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []  # no folder made, no trial planned
 
 
 def test_an_unknown_device_is_refused(cupy):

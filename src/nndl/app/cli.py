@@ -20,6 +20,7 @@ from .. import __version__
 from ..data.distortions import Distortion, expand_dataset, parse_distortion, preview_grid
 from ..data.mnist import load_mnist
 from ..callbacks import Callback, EpochPrinter
+from ..device import array_module
 from ..errors import ConfigError, NndlError
 from ..files.atomic import atomic_output, check_output_file, check_output_folder, read_json
 from ..files.models import check_model_target, load_model, save_model
@@ -479,6 +480,7 @@ def run_experiment_list(args: argparse.Namespace) -> int:
 def run_experiment_command(args: argparse.Namespace) -> int:
     seeds = args.seeds or (1 if args.quick else 3)
     experiment = None if args.all else get_experiment(args.name)
+    array_module(args.device or "cpu")  # a missing GPU or CuPy is said before any folder is made
     check_output_folder(args.out, "--out")
     with sweep_cmd.engine_from_args(args) as engine:
         if args.all:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..device import DEVICES
+from ..device import DEVICES, array_module
 from ..errors import ConfigError
 from ..files.atomic import check_output_folder
 from .options import add_data_option
@@ -83,6 +83,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         sweep = sweep.with_base(source=str(Path(args.data).resolve()))
     if args.device:
         sweep = sweep.with_base(device=args.device)
+    array_module(sweep.base.get("device", "cpu"))  # a missing GPU or CuPy is said before any trial is planned
     out = check_output_folder(args.out or Path("sweeps") / sweep.name, "--out")  # before any trial trains
     log = (lambda message: None) if args.quiet else (lambda message: print(message, flush=True))
     results = run_sweep(sweep, out, scheduler=args.scheduler, workers=workers, progress=not args.quiet, log=log)
