@@ -141,3 +141,20 @@ def test_a_row_alone_reuses_the_table_s_runs(quick_chapter6, mnist_dir):
     run_experiment(EXPERIMENTS["chapter6-conv1"], out, seeds=1, quick=True, data_dir=str(mnist_dir), log=logs.append)
     assert logs and all("not rerun" in line for line in logs)
     assert (out / "chapter6-conv1" / "report.md").is_file()
+
+
+def test_the_faster_recipe_has_every_row_alone_and_together_in_one_folder():
+    together = EXPERIMENTS["chapter6-fast"]
+    rows = [EXPERIMENTS[name.replace("chapter6-", "chapter6-fast-")] for name in CHAPTER6_ROWS]
+    assert sorted(label for row in rows for label in row.runs) == sorted(together.runs)
+    assert all(row.folder == together.folder == "chapter6-fast" and row.long for row in [*rows, together])
+    specs = together.specs()
+    for label, spec in specs.items():
+        assert (spec.training.mini_batch_size, spec.training.momentum, spec.monitoring.schedule) == (50, 0.9, "cosine")
+        assert spec.data.expand is None and spec.data.evaluate_on == "validation" and spec.monitoring.keep_best
+        book = EXPERIMENTS["chapter6"].specs()[label]
+        assert spec.network.layers == book.network.layers and spec.network.dropout == book.network.dropout
+        assert (spec.distortions.augment is not None) == (book.data.expand is not None)  # fresh shifts instead
+        assert spec.network.init == ("he" if spec.network.activation == "relu" else "normalized")
+    dropout = EXPERIMENTS["chapter6-fast-dropout"]
+    assert dropout.ensemble_size == 5 and specs["#8 ReLU, shifted, dropout"].training.lmbda == 0.0

@@ -470,10 +470,11 @@ def run_preview(args: argparse.Namespace) -> int:
 
 
 def run_experiment_list(args: argparse.Namespace) -> int:
-    print(f"{'name':20s} {'book figure':24s} what")
+    width = max(map(len, EXPERIMENTS))
+    print(f"{'name':{width}s} {'book figure':24s} what")
     for experiment in EXPERIMENTS.values():
         long = " (long)" if experiment.long else ""
-        print(f"{experiment.name:20s} {experiment.book_figure:24s} {experiment.title}{long}")
+        print(f"{experiment.name:{width}s} {experiment.book_figure:24s} {experiment.title}{long}")
     return 0
 
 
