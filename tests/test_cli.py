@@ -306,6 +306,14 @@ def test_evaluate_several_models_and_their_ensemble(capsys, tmp_path):
     assert result["ensemble"]["test"]["correct"] == int(np.sum(votes == mnist.test.labels))
     code, out, _ = run(capsys, "evaluate", *map(str, paths), "--data", str(data))
     assert "ensemble of 3 (averaged outputs)" in out
+    wrong = len(mnist.test) - result["ensemble"]["test"]["correct"]
+    code, out, err = run(capsys, "evaluate", *map(str, paths), "--data", str(data), "--json", "--mistakes",
+                         str(tmp_path / "mistakes.png"))
+    assert code == 0 and json.loads(out)["ensemble"] == result["ensemble"]  # the figure changes no number
+    assert f"Drew the {wrong} of the {wrong} test digits got wrong" in err
+    assert (tmp_path / "mistakes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, err = run(capsys, "evaluate", str(paths[0]), "--mistakes", str(tmp_path / "no" / "m.png"))
+    assert code == 2 and "--mistakes" in err and "does not exist" in err
 
 
 

@@ -31,7 +31,7 @@ from ..metrics import Monitor, ensemble_accuracy, evaluate
 from ..network import Network
 from ..pixels import unit_interval
 from ..runs.blas import AUTO, blas_available
-from ..runs.experiments import EXPERIMENTS, get_experiment, run_all, run_experiment
+from ..runs.experiments import EXPERIMENTS, draw_vote_mistakes, get_experiment, run_all, run_experiment
 from ..runs.runner import RunResult, run_spec
 from ..runs.spec import FIELD_SECTION, SECTIONS, RunSpec
 from ..settings import check_value
@@ -216,6 +216,9 @@ def build_parser() -> Parser:
                    help="model files written by 'nndl train --save' (or the book's network2.py JSON)")
     add_data_option(e)
     e.add_argument("--json", action="store_true", help="print the results as one JSON line")
+    e.add_argument("--mistakes", metavar="FILE.png",
+                   help="also draw the test digits the model (or the models voting together) gets wrong, each with "
+                   "its true digit and the guess, like the book's figure of its ensemble's 33 mistakes")
     e.set_defaults(run=run_evaluate)
 
     x = commands.add_parser(
@@ -415,6 +418,8 @@ def progress_bar_available() -> bool:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.mistakes is not None:
+        check_output_file(args.mistakes, "--mistakes")
     networks = [load_model(path) for path in args.models]
     mnist = load_mnist(args.data)
     datasets = (mnist.validation, mnist.test)
@@ -426,6 +431,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
             result[dataset.name] = evaluate(network, Monitor(dataset, accuracy=True, cost=True))
         results.append(result)
     ensemble = {d.name: ensemble_accuracy(networks, d) for d in datasets} if len(networks) > 1 else None
+    if args.mistakes is not None:
+        title = f"{args.models[0]}:" if len(networks) == 1 else f"{len(networks)} models:"
+        drawn = draw_vote_mistakes(networks, mnist.test, Path(args.mistakes), title)
+        say(args, f"Drew the {len(drawn['shown'])} of the {drawn['mistakes']} test digits got wrong in {args.mistakes}")
     if args.json:
         print(strict_json(results[0] if ensemble is None else {"models": results, "ensemble": ensemble}))
         return 0

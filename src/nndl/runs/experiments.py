@@ -29,9 +29,9 @@ import numpy as np
 from ..errors import ConfigError
 from ..files.atomic import read_json, write_bytes_atomically
 from ..files.models import load_model, save_model
-from ..files.plots import plot_series, plot_spread
-from ..files.plots import plot_mistakes
+from ..files.plots import plot_mistakes, plot_series, plot_spread
 from ..metrics import Measure, ensemble_guesses
+from ..network import Network
 from ..pixels import unit_interval
 from ..settings import option_flag
 from ..unstable import balanced_chain, bias_gradients
@@ -686,16 +686,26 @@ def draw_mistakes(experiment: Experiment, label: str, kept: Path, out: Path, see
     members = [(seeded, path) for run, _, seeded, path in planned_runs(experiment, kept, seeds, quick, changes)
                if run == label]
     test = cache.get(members[0][0].data).test
-    guesses = ensemble_guesses([load_model(model_path(path)) for _, path in members], test.images)
+    name = f"mistakes-{slug(label)}"
+    drawn = draw_vote_mistakes([load_model(model_path(path)) for _, path in members], test, out / f"{name}.png",
+                               f"{label}:")
+    return {"name": name, "file": f"{name}.png", **drawn}
+
+
+def draw_vote_mistakes(networks: list[Network], test: Any, path: Path, title: str) -> dict[str, Any]:
+    """Draw the ``test`` digits ``networks`` voting together (one network alone too) get wrong, each with its true
+    digit and the guess, like the book's figure of its ensemble's 33 mistakes (at most MISTAKES_SHOWN drawn);
+    ``title`` begins the figure's title. Returns how many were wrong and the ones drawn."""
+    guesses = ensemble_guesses(networks, test.images)
     wrong = np.flatnonzero(guesses != test.labels)
     shown = wrong[:MISTAKES_SHOWN]
-    name = f"mistakes-{slug(label)}"
-    title = (f"{label}: the {len(wrong)} of {len(test):,} test digits its {len(members)} networks voting together "
-             f"get wrong" + (f" (the first {len(shown)})" if len(shown) < len(wrong) else ""))
+    voting = f"its {len(networks)} networks voting together" if len(networks) > 1 else "the network"
+    title = (f"{title} the {len(wrong)} of {len(test):,} test digits {voting} get wrong"
+             + (f" (the first {len(shown)})" if len(shown) < len(wrong) else ""))
     side = math.isqrt(test.images.shape[1])
     pairs = plot_mistakes(unit_interval(test.images[shown]).reshape(-1, side, side), test.labels[shown],
-                          guesses[shown], out / f"{name}.png", title)
-    return {"name": name, "file": f"{name}.png", "mistakes": int(len(wrong)),
+                          guesses[shown], path, title)
+    return {"mistakes": int(len(wrong)),
             "shown": [{"index": int(i), "label": label_, "guess": guess} for i, (label_, guess) in zip(shown, pairs)]}
 
 
