@@ -158,3 +158,9 @@ def test_the_faster_recipe_has_every_row_alone_and_together_in_one_folder():
         assert spec.network.init == ("he" if spec.network.activation == "relu" else "normalized")
     dropout = EXPERIMENTS["chapter6-fast-dropout"]
     assert dropout.ensemble_size == 5 and specs["#8 ReLU, shifted, dropout"].training.lmbda == 0.0
+    vote = EXPERIMENTS["chapter6-fast-ensemble"]
+    voter = next(iter(vote.specs().values()))
+    row6 = specs["#6 ReLU, shifted, full1000"]
+    assert vote.ensemble_size == 5 and vote.folder == "chapter6-fast" and len(vote.ensembles) == 1
+    assert list(voter.differences(row6)) == ["training.epochs: 40 → 15",
+                                             "distortions.augment: 'rotate=10,shift=2,scale=0.1' → 'rotate=8,shift=1.5'"]
