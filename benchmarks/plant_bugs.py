@@ -108,6 +108,11 @@ MUTATIONS = [
              "own = masks[l] if l < len(masks) else None",
              "dropout freezes the convolutional maps whose (flattened) units it deleted",
              ("tests/test_layers.py", "-k", "dropout")),
+    Mutation("experiment-workers-never-checkpoint", "src/nndl/runs/experiments.py",
+             "(seeded.to_dict(), None, True, keep, checkpoint and str(checkpoint)))",
+             "(seeded.to_dict(), None, True, keep, None))",
+             "a long experiment's runs on Dask workers train without checkpoints (hours lost to an interruption)",
+             ("tests/test_sweep_experiments.py", "-k", "long")),
     # -- the GPU path (tests/test_device.py runs it on a CuPy stand-in that refuses implicit host copies) --
     Mutation("device-host-zeros-in-backprop", "src/nndl/convolution.py",
              "grad = xp.zeros(in_shape, delta.dtype)", "grad = np.zeros(in_shape, delta.dtype)",

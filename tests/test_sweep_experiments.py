@@ -53,3 +53,25 @@ def test_an_ensemble_on_the_engine_equals_one_trained_in_one_process(tmp_path):
 def test_experiment_run_rejects_a_bad_worker_count_in_one_line(tmp_path, capsys):
     assert main(["experiment", "run", "weight-init", "--quick", "--workers", "0", "--out", str(tmp_path)]) == 2
     assert "--workers 0: must be at least 1" in capsys.readouterr().err
+
+
+def test_a_long_experiment_checkpoints_on_the_workers_and_resumes_an_interrupted_run(tmp_path):
+    from nndl.runs.checkpoint import checkpoint_files, latest_checkpoint
+    from nndl.runs.runner import run_spec
+    from test_resume import StopAt
+
+    data = write_fake_mnist(tmp_path / "mnist", n_train=10_300, n_test=200, side=4)
+    experiment = Experiment("hours", "a long one", "-", {"run": {"hidden": [5], "epochs": 3}},
+                            (Row("test", "run", "kept test_accuracy"),), long=True)
+    spec = experiment.specs()["run"].replace(source=str(data), seed=1)
+    folder = tmp_path / "dask" / "hours" / "checkpoints" / "history-run-seed1"
+    first = run_spec(spec, checkpoint=folder, callbacks=[StopAt(1, 5)])  # an attempt stopped in epoch 1
+    assert first.run.interrupted
+    with Engine(workers=1, progress=False) as engine:
+        run_experiment(experiment, tmp_path / "dask", seeds=1, data_dir=str(data), log=lambda m: None, engine=engine)
+    summary = json.loads((tmp_path / "dask" / "hours" / "history-run-seed1.json").read_text())
+    assert summary["worker"] != "local"  # trained on the cluster
+    assert summary["history"][0]["seconds"] == first.summary["history"][0]["seconds"]  # epoch 0 resumed, not redone
+    assert latest_checkpoint(folder).position.epoch == 3 and len(checkpoint_files(folder)) <= 2
+    alone = run_spec(spec)
+    assert [r["metrics"] for r in summary["history"]] == [r["metrics"] for r in alone.summary["history"]]

@@ -168,6 +168,11 @@ def checkpoint_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if NAME.match(p.name) and p.is_file())
 
 
+def resumable(folder: str | Path | None) -> bool:
+    """Whether a run checkpointing in ``folder`` takes up where an earlier, interrupted attempt stopped."""
+    return folder is not None and bool(checkpoint_files(Path(folder)))
+
+
 def read_checkpoint(path: Path) -> Checkpoint:
     """Read one checkpoint, or raise CheckpointError saying why it cannot be used."""
     try:

@@ -26,6 +26,7 @@ from ..device import array_module, gpu_count, use_gpu
 from ..errors import ConfigError, NndlError
 from ..files.atomic import first_line
 from ..metrics import Measure
+from .checkpoint import resumable
 from .runner import DataCache, kept_scores, run_spec
 from .spec import RunSpec
 
@@ -38,7 +39,7 @@ WORKER_CACHE = DataCache()
 
 
 def train_task(spec: dict[str, Any], keep_best: str | None = None, score_kept: bool = False,
-               keep_network: bool = False) -> dict[str, Any]:
+               keep_network: bool = False, checkpoint: str | None = None) -> dict[str, Any]:
     """Worker side: train the run ``spec`` (its JSON form) and return its summary and the worker's name.
 
     ``keep_best`` ("validation accuracy") ends the run with the weights of its
@@ -46,7 +47,9 @@ def train_task(spec: dict[str, Any], keep_best: str | None = None, score_kept: b
     sweep keeps the chosen run's model to test it once, at the end);
     ``score_kept`` adds the finished network's validation and test accuracy under
     "kept" (as the experiments report them); ``keep_network`` returns the finished
-    network under "network" too (an experiment's ensemble scores it).
+    network under "network" too (an experiment's ensemble scores it). With
+    ``checkpoint`` (a folder on the worker's disk) the run checkpoints there
+    every epoch and takes up where an earlier attempt stopped.
     """
     from ..schedules import KeepBest
 
@@ -54,7 +57,8 @@ def train_task(spec: dict[str, Any], keep_best: str | None = None, score_kept: b
     if run.network.device == "gpu":
         use_gpu(worker_index())
     keeper = [KeepBest(Measure.parse(keep_best), patience=run.training.epochs + 1)] if keep_best else []
-    result = run_spec(run, callbacks=keeper, cache=WORKER_CACHE, blas_thread_limit=1)
+    result = run_spec(run, callbacks=keeper, cache=WORKER_CACHE, blas_thread_limit=1, checkpoint=checkpoint,
+                      resume=resumable(checkpoint))
     summary = {**result.summary, "worker": worker_name()}
     if score_kept:
         summary["kept"] = kept_scores(result.network, WORKER_CACHE.get(run.data))

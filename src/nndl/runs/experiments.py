@@ -35,7 +35,7 @@ from ..network import Network
 from ..pixels import unit_interval
 from ..settings import option_flag
 from ..unstable import balanced_chain, bias_gradients
-from .checkpoint import checkpoint_files
+from .checkpoint import resumable
 from .runner import DataCache, kept_scores, run_spec, vote_scores
 from .spec import SECTIONS, RunSpec
 
@@ -624,9 +624,8 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
     for label, seed, seeded, path in planned_runs(experiment, kept, seeds, quick, changes):
         summary = finished_run(path, seeded, label in experiment.ensembles)
         if summary is None:
-            checkpoint = kept / "checkpoints" / path.stem if experiment.long else None  # hours: keep them safe
-            resume = checkpoint is not None and bool(checkpoint_files(checkpoint))
-            result = run_spec(seeded, cache=cache, checkpoint=checkpoint, resume=resume)
+            checkpoint = checkpoint_folder(experiment, path)
+            result = run_spec(seeded, cache=cache, checkpoint=checkpoint, resume=resumable(checkpoint))
             summary = {**result.summary, "run": label, "quick": quick,
                        "kept": kept_scores(result.network, cache.get(seeded.data))}
             if label in experiment.ensembles:
@@ -668,6 +667,11 @@ def planned_runs(experiment: Experiment, out: Path, seeds: int, quick: bool,
 def runs_folder(experiment: Experiment, out_dir: str | Path) -> Path:
     """Where ``experiment`` keeps its runs' histories, models and checkpoints (shared by experiments of one folder)."""
     return Path(out_dir) / (experiment.folder or experiment.name)
+
+
+def checkpoint_folder(experiment: Experiment, history: Path) -> Path | None:
+    """Where a long experiment's run (hours) checkpoints, beside its history file; None for short experiments."""
+    return history.parent / "checkpoints" / history.stem if experiment.long else None
 
 
 def model_path(history: Path) -> Path:
@@ -731,9 +735,10 @@ def train_on_engine(engine: Any, experiments: list[Experiment], out_dir: str | P
         check_same_form(out, quick)
         for label, seed, seeded, path in planned_runs(experiment, out, seeds, quick, changes):
             keep = label in experiment.ensembles
-            if finished_run(path, seeded, keep) is None:
-                tasks[f"{experiment.name}-{slug(label)}-seed{seed}"] = ((label, path, keep),
-                                                                         (seeded.to_dict(), None, True, keep))
+            if finished_run(path, seeded, keep) is None:  # a long run checkpoints, on a local cluster's disk too
+                checkpoint = checkpoint_folder(experiment, path)
+                tasks[f"{experiment.name}-{slug(label)}-seed{seed}"] = (
+                    (label, path, keep), (seeded.to_dict(), None, True, keep, checkpoint and str(checkpoint)))
     for outcome in engine.run(train_task, tasks, what="runs"):
         label, path, keep = outcome.item
         if outcome.error is not None:  # the report's loop trains it again in this process, or fails there
