@@ -156,6 +156,7 @@ def test_the_faster_recipe_has_every_row_alone_and_together_in_one_folder():
         assert spec.network.layers == book.network.layers and spec.network.dropout == book.network.dropout
         assert (spec.distortions.augment is not None) == (book.data.expand is not None)  # fresh shifts instead
         assert spec.network.init == ("he" if spec.network.activation == "relu" else "normalized")
+        assert spec.training.eta == pytest.approx(book.training.eta * 50 / 10 * (1 - 0.9))  # the book's step per image
     dropout = EXPERIMENTS["chapter6-fast-dropout"]
     assert dropout.ensemble_size == 5 and specs["#8 ReLU, shifted, dropout"].training.lmbda == 0.0
     vote = EXPERIMENTS["chapter6-fast-ensemble"]
