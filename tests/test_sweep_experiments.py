@@ -75,3 +75,51 @@ def test_a_long_experiment_checkpoints_on_the_workers_and_resumes_an_interrupted
     assert latest_checkpoint(folder).position.epoch == 3 and len(checkpoint_files(folder)) <= 2
     alone = run_spec(spec)
     assert [r["metrics"] for r in summary["history"]] == [r["metrics"] for r in alone.summary["history"]]
+
+
+def distorted_spec(data: Path) -> dict:
+    from nndl.runs.spec import RunSpec
+
+    return RunSpec().replace(source=str(data), hidden=[5], epochs=1, augment="rotate=8", workers=1, seed=1).to_dict()
+
+
+def test_a_run_with_distortion_workers_trains_on_a_dask_worker(tmp_path):
+    from nndl.runs.engine import train_task
+
+    data = write_fake_mnist(tmp_path / "mnist", n_train=10_300, side=8)
+    with Engine(workers=1, progress=False) as engine:
+        [daemonic] = engine.run(is_a_daemon, {"d": (None, ())})
+        [outcome] = engine.run(train_task, {"a": (None, (distorted_spec(data),))})
+    assert daemonic.result is False  # so it may start the process that distorts the next epoch beside training
+    assert outcome.error is None and outcome.result["worker"] != "local"
+
+
+def is_a_daemon() -> bool:
+    import multiprocessing
+
+    return multiprocessing.current_process().daemon
+
+
+def train_in_a_daemon(spec: dict, results) -> None:
+    from nndl.runs.engine import train_task
+
+    try:
+        results.put(train_task(spec)["best"])
+    except Exception as error:  # noqa: BLE001 - the test reports what went wrong
+        results.put(repr(error))
+
+
+def test_a_daemonic_worker_distorts_in_its_own_process_with_the_same_result(tmp_path):
+    import multiprocessing
+
+    from nndl.runs.runner import run_spec
+    from nndl.runs.spec import RunSpec
+
+    data = write_fake_mnist(tmp_path / "mnist", n_train=10_300, side=8)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    daemon = context.Process(target=train_in_a_daemon, args=(distorted_spec(data), results), daemon=True)
+    daemon.start()
+    got = results.get(timeout=120)
+    daemon.join(10)
+    assert got == run_spec(RunSpec.from_dict(distorted_spec(data))).summary["best"]  # a remote `dask worker` too

@@ -14,6 +14,7 @@ functions, so ``import nndl`` needs NumPy alone.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import socket
 import sys
@@ -54,6 +55,8 @@ def train_task(spec: dict[str, Any], keep_best: str | None = None, score_kept: b
     from ..schedules import KeepBest
 
     run = RunSpec.from_dict(spec)
+    if multiprocessing.current_process().daemon and run.distortions.workers:
+        run = run.replace(workers=0)  # a daemon may not start processes; the distortions are the same without them
     if run.network.device == "gpu":
         use_gpu(worker_index())
     keeper = [KeepBest(Measure.parse(keep_best), patience=run.training.epochs + 1)] if keep_best else []
@@ -166,7 +169,9 @@ class Engine:
             self.client = Client(self.scheduler, timeout=HANDSHAKE_SECONDS)
         else:  # Dask's nanny sets MALLOC_TRIM_THRESHOLD_, which makes every weight-sized array a fresh mmap:
             # training then spends as long in page faults as in arithmetic (bench_sweep.py), so leave it unset
-            self.settings = dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+            # and let a worker start the processes that distort the next epoch's images (Dask's are daemons otherwise)
+            self.settings = dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                                             "distributed.worker.daemon": False})
             try:
                 self.cluster = LocalCluster(n_workers=self.workers or self.gpus or os.cpu_count() or 1,
                                             threads_per_worker=1,
