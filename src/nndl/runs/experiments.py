@@ -557,7 +557,8 @@ FAST = {"mini_batch_size": 50, "momentum": 0.9, "lmbda": 5.0, "l2_scale": "train
         "epochs": 15, "schedule": "cosine", "decay": 0.01, "workers": 1}
 FAST_AUGMENT = "rotate=8,shift=1.5"
 # row 9 beyond the book: five of row 6's full1000 network, 40 epochs on stronger distortions, voting
-FAST_VOTER = {**faster({**SHIFTED6, "layers": f"{CONV2},full1000"}), "epochs": 40, "augment": "rotate=10,shift=2,scale=0.1"}
+FAST_VOTER = {**faster({**SHIFTED6, "layers": f"{CONV2},full1000"}), "epochs": 40,
+              "augment": "rotate=10,shift=2,scale=0.1"}
 FAST_NOTE = (
     "The book's networks (the book's numbers beside them), trained by nndl's own recipe: mini-batches of 50, "
     "momentum 0.9, η = the book's η × 5 × (1 − 0.9) (the book's step per image: 0.015 for ReLU, 0.05 for sigmoid), "
