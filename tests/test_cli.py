@@ -321,3 +321,11 @@ def test_sweep_workers_are_bounded_before_a_cluster_starts(capsys):
     assert main(["sweep", "--example", "book-strategy", "--workers", "100000"]) == 2
     err = capsys.readouterr().err
     assert "--workers 100000: at most 64 worker processes" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["evaluate", "m.npz", "--mistakes", "a\x00.png"], ["train", "--save", "m\x00.npz"],
+                                  ["experiment", "run", "weight-init", "--out", "x\x00y"]])
+def test_a_nul_byte_in_an_output_name_is_one_line(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "NUL byte" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -38,6 +38,12 @@ def reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def refuse_nul(path: str | os.PathLike, what: str) -> None:
+    """Raise for a name with a NUL byte in it: no file system takes one (Python's calls raise ValueError)."""
+    if "\0" in os.fspath(path):
+        raise NndlError(f"{what} {str(path)!r}: not a usable name (it holds a NUL byte)")
+
+
 def refuse_special_target(path: Path, what: str) -> None:
     """Raise if ``path`` exists as anything but a regular file (symlink, folder, device, FIFO, socket)."""
     try:
@@ -171,6 +177,7 @@ def check_output_file(path: str | os.PathLike, what: str) -> Path:
     """
     if not str(path):
         raise NndlError(f"{what}: empty file name")
+    refuse_nul(path, what)
     path = Path(path)
     refuse_special_target(path, what)
     parent = path.parent
@@ -190,6 +197,7 @@ def check_output_folder(path: str | os.PathLike, what: str, must_be_new: bool = 
     """
     if not str(path):
         raise NndlError(f"{what}: empty folder name")
+    refuse_nul(path, what)
     path = Path(path)
     if path.is_symlink() and not path.is_dir():
         raise NndlError(f"{what} {path}: is a symbolic link to no folder")
