@@ -13,11 +13,14 @@ functions, so ``import nndl`` needs NumPy alone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -219,21 +222,24 @@ class Engine:
         bar = self.progress_bar(len(futures), what)
         pending = set(futures)
         try:
-            while pending:
-                try:
-                    done, pending = wait(pending, timeout=REFRESH_SECONDS, return_when="FIRST_COMPLETED")
-                except TimeoutError:  # nothing finished yet: refresh the running count and the estimate
-                    done = set()
-                for future in done:
-                    key, item = futures[future]
-                    if future.status == "finished":
-                        yield Outcome(key, item, result=future.result())
-                    else:
-                        yield Outcome(key, item, error=describe_error(future))
-                    future.release()
-                if bar is not None:
-                    bar.update(len(done))
-                    bar.set_postfix_str(self.running_text(len(pending)), refresh=True)
+            with noticed_interrupts() as interrupted:
+                while pending:
+                    try:
+                        done, pending = wait(pending, timeout=REFRESH_SECONDS, return_when="FIRST_COMPLETED")
+                    except TimeoutError:  # nothing finished yet: refresh the running count and the estimate
+                        done = set()
+                    if interrupted.is_set():  # a Ctrl-C whose KeyboardInterrupt Python dropped
+                        raise KeyboardInterrupt
+                    for future in done:
+                        key, item = futures[future]
+                        if future.status == "finished":
+                            yield Outcome(key, item, result=future.result())
+                        else:
+                            yield Outcome(key, item, error=describe_error(future))
+                        future.release()
+                    if bar is not None:
+                        bar.update(len(done))
+                        bar.set_postfix_str(self.running_text(len(pending)), refresh=True)
         finally:
             if bar is not None:
                 bar.close()
@@ -255,6 +261,32 @@ class Engine:
             return None
         return tqdm(total=total, desc=what, unit=what.rstrip("s") or "task", file=sys.stderr,
                     postfix=self.running_text(total))
+
+
+@contextlib.contextmanager
+def noticed_interrupts() -> Iterator[threading.Event]:
+    """While inside, Ctrl-C raises KeyboardInterrupt as usual and also sets the event yielded, for the caller to check.
+
+    Python drops an exception raised while a weakref callback or ``__del__`` runs
+    (it prints "Exception ignored in ..."), and Dask's client runs many: a Ctrl-C
+    that lands there would be lost and the run would go on to the end. Off the
+    main thread, or where SIGINT has a handler of its own, nothing changes.
+    """
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield interrupted
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def root_cause(exc: BaseException) -> str:
