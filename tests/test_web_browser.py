@@ -294,6 +294,7 @@ def test_while_a_run_trains_the_pad_is_read_with_its_weights_as_they_change(brow
         expect(page.locator("#train-status")).to_have_attribute("data-state", "running", timeout=10_000)
         page.click("#tab-button-draw")
         expect(page.locator("#live-choice")).to_be_visible()
+        expect(page.locator("#first-model")).to_be_hidden()  # the run reads the pad: no "No model yet"
         draw(page, ONE)
         reader, outputs = page.locator("#reader"), page.locator("#outputs")
         expect(reader).to_have_text(re.compile(r"^read with the live run's weights (in|after) epoch \d+"))
@@ -310,6 +311,7 @@ def test_while_a_run_trains_the_pad_is_read_with_its_weights_as_they_change(brow
         page.click("#tab-button-draw")
         expect(page.locator("#live-choice")).to_be_hidden(timeout=5000)
         expect(reader).to_contain_text("the run has ended")
+        expect(page.locator("#first-model")).to_be_visible()  # unsaved, so still no model
 
 
 def test_the_keyboard_alone_reaches_a_guess(browser, url):

@@ -16,6 +16,10 @@ let page, last = null, strokeEnded = 0, selectedNeuron = null, pending = null, q
 let shownDigit = null; // {dataset, index} while the pad shows an MNIST digit untouched: read exactly as MNIST holds it
 let lastLive = false, liveAt = null; // whether the result shown came from the live run, and its weights' {epoch, batch}
 let liveAsked = { at: null, time: -Infinity }; // where the run stood when the pad was last read with it
+let modelCount = 0, runLive = false; // saved models listed; whether a run trains now (its weights read the pad)
+
+// "No model yet" only while nothing can read the pad: no saved model and no run training, but the quick one it starts.
+const offerFirstModel = () => ($("first-model").hidden = modelCount > 0 || (runLive && !quick));
 export const timings = (window.nndlTimings = []); // ms from a stroke's end to its guess on screen
 
 export function initDraw(p) {
@@ -53,7 +57,7 @@ export function initDraw(p) {
   $("quick-train").addEventListener("click", quickTrain);
   page.showDigit = showDigit;
   page.onModel(() => { selectedNeuron = null; if (pad.dataset.empty === "false") analyse(); });
-  window.addEventListener("modelslisted", (e) => ($("first-model").hidden = e.detail > 0));
+  window.addEventListener("modelslisted", (e) => { modelCount = e.detail; offerFirstModel(); });
   page.onTraining((run) => { if (quick) $("quick-status").textContent = describe(run); followLive(run); });
   page.train.onFinish(async (run) => {
     if (!quick) return;
@@ -78,6 +82,8 @@ async function quickTrain() {
 function followLive(run) {
   const live = !!run.begin && ACTIVE.includes(run.state);
   $("live-choice").hidden = !live;
+  runLive = live;
+  offerFirstModel();
   if (!live) {
     if (!lastLive) return;
     lastLive = false;
