@@ -68,6 +68,23 @@ def test_the_suggestion_reads_past_a_value_and_an_equals_sign(capsys):
         assert "; did you mean --eta? (see 'nndl train --help')" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, meant", [(["trian"], "train"), (["Serve"], "serve"), (["experiment", "rn"], "run"),
+                                         (["experiment", "lsit"], "list"), (["predcit"], "predict")])
+def test_a_mistyped_subcommand_gets_the_closest_one_in_one_line(capsys, argv, meant):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert f"invalid choice: {argv[-1]!r}" in err and f"; did you mean {meant}? (see 'nndl" in err
+
+
+def test_a_subcommand_like_none_gets_no_guess(capsys):
+    with pytest.raises(SystemExit):
+        main(["fly"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'fly' (choose from train, evaluate" in err and "did you mean" not in err
+
+
 # -- the book's data layout ---------------------------------------------------------------------
 
 def book_pairs(dataset: Dataset, one_hot: bool) -> list:

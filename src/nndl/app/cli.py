@@ -67,6 +67,14 @@ class Parser(argparse.ArgumentParser):
                     return f"; did you mean {close[0]}?"
         return ""
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """argparse's 'invalid choice' (a subcommand, --cost, …) with the closest choice: 'trian': did you mean train?"""
+        if action.choices is not None and value not in action.choices:
+            names = [str(choice) for choice in action.choices]
+            close = difflib.get_close_matches(str(value).lower(), names, n=1)
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from {', '.join(names)})" +
+                                         (f"; did you mean {close[0]}?" if close else ""))
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
 
