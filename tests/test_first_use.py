@@ -112,6 +112,17 @@ def test_train_takes_the_books_list_of_pairs(small, one_hot):
     assert run.history.final()["metrics"]["test"]["total"] == 50
 
 
+def test_a_monitor_takes_the_books_list_of_pairs_too(small):
+    dataset, test = small
+    config = TrainingConfig(epochs=2, eta=1.0, seed=3)
+    by_pairs = train(Network([16, 6, 10], seed=2), dataset, config, evaluation=[Monitor(book_pairs(test, False))])
+    by_dataset = train(Network([16, 6, 10], seed=2), dataset, config, evaluation=[Monitor(test)])
+    assert [r["metrics"]["evaluation"] for r in by_pairs.history.epochs] == \
+        [r["metrics"]["test"] for r in by_dataset.history.epochs]
+    with pytest.raises(ConfigError, match="evaluation data of type int: give a Dataset"):
+        Monitor(7)
+
+
 @pytest.mark.parametrize("data, message", [
     (5, "training data of type int: give a Dataset"),
     ([], "training data: no examples"),

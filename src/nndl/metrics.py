@@ -18,6 +18,7 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
+from .data.pairs import as_dataset
 from .errors import ConfigError
 from .network import Network
 from .regularization import Regularization
@@ -101,11 +102,19 @@ class History:
 
 @dataclass(frozen=True)
 class Monitor:
-    """A dataset to score after every epoch, and what to measure on it (network2's monitor_* flags)."""
+    """A dataset to score after every epoch, and what to measure on it (network2's monitor_* flags).
+
+    The dataset may also be the book's list of (x, y) pairs (``mnist_loader``'s
+    validation or test data), recorded in the history as "evaluation".
+    """
 
     dataset: LabelledData
     accuracy: bool = True
     cost: bool = False
+
+    def __post_init__(self) -> None:
+        if not (hasattr(self.dataset, "images") and hasattr(self.dataset, "labels")):
+            object.__setattr__(self, "dataset", as_dataset(self.dataset, "evaluation"))
 
 
 def ensemble_guesses(networks: list[Network], images: np.ndarray) -> np.ndarray:
