@@ -120,7 +120,8 @@ def test_chapter6_runs_end_to_end_in_quick_form(quick_chapter6):
     summary = json.loads((out / "chapter6" / histories[0]).read_text())
     assert summary["data"]["train_size"] == 2_500 and len(summary["history"]) == 1  # 500 images shifted ×5
     assert summary["history"][0]["metrics"]["validation"]["total"] == 500  # the quick form scores 500 images
-    trained = sum(json.loads(path.read_text())["seconds"] for path in (out / "chapter6").glob("history-*.json"))
+    trained = sum(record["seconds"] for path in (out / "chapter6").glob("history-*.json")
+                  for record in json.loads(path.read_text())["history"])
     assert outcome["seeds"] == 2 and "Seeds: 2. " in report  # the ensemble's two, though one seed was asked for
     assert outcome["training_seconds"] == pytest.approx(trained)
 

@@ -68,8 +68,11 @@ def test_a_long_experiment_checkpoints_on_the_workers_and_resumes_an_interrupted
     first = run_spec(spec, checkpoint=folder, callbacks=[StopAt(1, 5)])  # an attempt stopped in epoch 1
     assert first.run.interrupted
     with Engine(workers=1, progress=False) as engine:
-        run_experiment(experiment, tmp_path / "dask", seeds=1, data_dir=str(data), log=lambda m: None, engine=engine)
+        outcome = run_experiment(experiment, tmp_path / "dask", seeds=1, data_dir=str(data), log=lambda m: None,
+                                 engine=engine)
     summary = json.loads((tmp_path / "dask" / "hours" / "history-run-seed1.json").read_text())
+    # the report's training time counts the first attempt's epoch too, not only the worker's own seconds
+    assert outcome["training_seconds"] == sum(record["seconds"] for record in summary["history"])
     assert summary["worker"] != "local"  # trained on the cluster
     assert summary["history"][0]["seconds"] == first.summary["history"][0]["seconds"]  # epoch 0 resumed, not redone
     assert latest_checkpoint(folder).position.epoch == 3 and len(checkpoint_files(folder)) <= 2

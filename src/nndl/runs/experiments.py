@@ -653,7 +653,8 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
                 for label in sorted(experiment.ensembles)]
     outcome = {"experiment": experiment.name, "quick": quick, "seeds": max(map(len, results.values())),
                "seconds": time.perf_counter() - started,
-               "training_seconds": sum(run["seconds"] for runs in results.values() for run in runs),
+               "training_seconds": sum(record["seconds"] for runs in results.values() for run in runs
+                                       for record in run["history"]),  # every epoch, earlier attempts' too
                "rows": report_rows(experiment, results, ensembles),
                "figures": figures + example_figures, "example": example}
     write_bytes_atomically(out / "report.md", experiment_report(experiment, outcome).encode("utf-8"))
@@ -943,8 +944,9 @@ def experiment_report(experiment: Experiment, outcome: dict[str, Any], figure_di
         lines += ["*Quick form: a few epochs on at most 1,000 images. These numbers check the pipeline; "
                   "they are not comparable with the book's.*", ""]
     lines += [f"Book figure: {experiment.book_figure}. Seeds: {outcome['seeds']}. "
-              f"Wall time: {outcome['seconds']:.0f} s; its runs' own training times added up: "
-              f"{outcome['training_seconds']:.0f} s (runs finished before are not trained again).", ""]
+              f"Wall time: {outcome['seconds']:.0f} s; its runs' epochs took {outcome['training_seconds']:.0f} s of "
+              f"training in all (runs finished before are not trained again; a resumed run's earlier epochs count).",
+              ""]
     lines += ["| run | measure | book | nndl best of seeds | nndl mean | per seed |", "|---|---|---|---|---|---|"]
     for row in outcome["rows"]:
         per_seed = " / ".join(format_value(v, row["measure"]) for v in row["values"])
