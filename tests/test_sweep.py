@@ -315,6 +315,14 @@ def test_a_task_that_raises_is_tried_twice_then_reported_while_the_others_finish
     assert len(list(folders["always"].iterdir())) == 2  # the first try and one retry
 
 
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "log file"])
+def test_the_engine_draws_its_progress_bar_on_a_terminal_only(capsys, monkeypatch, terminal):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    with Engine(workers=1) as engine:
+        assert [o.result for o in engine.run(abs, {"a": (None, (-2,))})] == [2]
+    assert ("trials: 100%" in capsys.readouterr().err) == terminal
+
+
 def drop_an_interrupt() -> None:
     """A Ctrl-C that arrives while a weakref callback runs: Python prints its KeyboardInterrupt and drops it."""
     class Thing:

@@ -252,8 +252,9 @@ class Engine:
         return f"running {running}, left {unfinished - running}"
 
     def progress_bar(self, total: int, what: str) -> Any:
-        """A tqdm bar on stderr, or None when asked for none or tqdm is missing."""
-        if not self.progress or total == 0:
+        """A tqdm bar on stderr, or None when asked for none, stderr is no terminal (a log file gets each finished
+        run's line, not a bar redrawn every second for hours) or tqdm is missing."""
+        if not self.progress or total == 0 or not sys.stderr.isatty():
             return None
         try:
             from tqdm import tqdm
