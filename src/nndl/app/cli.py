@@ -68,7 +68,7 @@ class Parser(argparse.ArgumentParser):
         return ""
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
-        """argparse's 'invalid choice' (a subcommand, --cost, …) with the closest choice: 'trian': did you mean train?"""
+        """argparse's 'invalid choice' (a subcommand, …) with the closest choice: 'trian': did you mean train?"""
         if action.choices is not None and value not in action.choices:
             names = [str(choice) for choice in action.choices]
             close = difflib.get_close_matches(str(value).lower(), names, n=1)

@@ -33,7 +33,8 @@ def register(commands: Any) -> None:
     add_engine_options(s, "trials")
     add_data_option(s, "the workers read it too")
     s.add_argument("--print-spec", action="store_true", help="print the sweep as JSON and exit")
-    s.add_argument("--quiet", "-q", action="store_true", help="print only the result (no progress lines, nor the bar drawn on a terminal)")
+    s.add_argument("--quiet", "-q", action="store_true",
+                   help="print only the result (no progress lines, nor the bar drawn on a terminal)")
     s.set_defaults(run=run_sweep_command)
 
 
