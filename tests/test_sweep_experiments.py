@@ -68,8 +68,10 @@ def test_a_long_experiment_checkpoints_on_the_workers_and_resumes_an_interrupted
     first = run_spec(spec, checkpoint=folder, callbacks=[StopAt(1, 5)])  # an attempt stopped in epoch 1
     assert first.run.interrupted
     with Engine(workers=1, progress=False) as engine:
-        outcome = run_experiment(experiment, tmp_path / "dask", seeds=1, data_dir=str(data), log=lambda m: None,
+        said: list[str] = []
+        outcome = run_experiment(experiment, tmp_path / "dask", seeds=1, data_dir=str(data), log=said.append,
                                  engine=engine)
+    assert said[0].startswith("Dask: 1 run to train on 1 worker")  # at once, not when the first run ends
     summary = json.loads((tmp_path / "dask" / "hours" / "history-run-seed1.json").read_text())
     # the report's training time counts the first attempt's epoch too, not only the worker's own seconds
     assert outcome["training_seconds"] == sum(record["seconds"] for record in summary["history"])

@@ -35,9 +35,10 @@ from ..runs.experiments import EXPERIMENTS, draw_vote_mistakes, get_experiment, 
 from ..runs.runner import RunResult, run_spec
 from ..runs.spec import FIELD_SECTION, SECTIONS, RunSpec
 from ..settings import check_value
+from ..text import plural
 from ..training import check_data_fits
 from . import inspect, predict, sweep_cmd, web
-from .reporting import Announce, ProgressBar, StopOnSignal, plural, strict_json
+from .reporting import Announce, ProgressBar, StopOnSignal, strict_json
 from .options import add_data_option, whole_number
 
 

@@ -10,6 +10,7 @@ import sys
 from typing import Any, TextIO
 
 from ..callbacks import Callback
+from ..text import plural
 from ..training import TrainingRun
 
 
@@ -35,11 +36,6 @@ class ProgressBar(Callback):
             self.bar.close()
 
     on_epoch_end = on_train_end  # type: ignore[assignment]
-
-
-def plural(count: int, noun: str) -> str:
-    """'1 epoch', '30 epochs'."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 class Announce(Callback):

@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 from .mnist import DATA_HINT, MNIST_FILES
 from ..errors import DataError
 from ..files.atomic import write_bytes_atomically
+from ..text import first_line
 
 DEFAULT_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -142,12 +143,6 @@ def fetch_verified(url: str, expected_sha256: str, timeout: float, deadline_seco
     return compressed
 
 
-def one_line(problem: BaseException) -> str:
-    """The first line of an exception's reason (URLError keeps it in ``reason``)."""
-    reason = str(getattr(problem, "reason", None) or problem).strip() or type(problem).__name__
-    return reason.splitlines()[0][:200]
-
-
 def download_mnist(
     folder: Path,
     mirror_urls: Sequence[str] | None = None,
@@ -172,7 +167,8 @@ def download_mnist(
             try:
                 payload = fetch_verified(url, MNIST_SHA256[name], timeout, deadline_seconds)
             except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-                failures.append(f"{url}: {one_line(exc)}")
+                reason = getattr(exc, "reason", None) or exc  # URLError keeps it in reason
+                failures.append(f"{url}: {first_line(reason)}")
                 continue
             write_bytes_atomically(target, payload)
             break

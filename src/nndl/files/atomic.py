@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import NndlError
+from ..text import first_line
 
 TEMP_MARK = ".nndl-tmp-"  # in every temporary's name, so stale ones are recognisable
 JSON_MAX_BYTES = 16 * 2**20  # histories and metadata: a long run's history is well under 1 MB
@@ -260,11 +261,6 @@ def guarded_int(text: str) -> int:
     if len(text) > JSON_MAX_DIGITS:
         raise ValueError(f"an integer of {len(text)} digits")
     return int(text)
-
-
-def first_line(exc: BaseException) -> str:
-    """A parser's complaint, cut to its first line (or the exception's name)."""
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def parse_json(data: bytes, source: str, what: str, error: type[NndlError] = NndlError) -> Any:

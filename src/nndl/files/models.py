@@ -25,6 +25,7 @@ import numpy as np
 from .. import __version__
 from ..device import to_host
 from ..errors import ConfigError, ModelFileError
+from ..text import first_line
 from .atomic import JSON_MAX_BYTES, atomic_output, check_output_file, open_regular_file, parse_json
 from ..network import MAX_PARAMETERS, Network
 
@@ -111,13 +112,7 @@ def open_archive(path: Path) -> zipfile.ZipFile:
         return zipfile.ZipFile(handle)
     except ARCHIVE_ERRORS as exc:
         handle.close()
-        raise ModelFileError(f"{path}: not a readable nndl model file ({one_line(exc)})") from None
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message cut to its first line (or its type's name)."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+        raise ModelFileError(f"{path}: not a readable nndl model file ({first_line(exc)})") from None
 
 
 def read_member(archive: zipfile.ZipFile, path: Path, name: str, kinds: str,
@@ -152,7 +147,7 @@ def read_member(archive: zipfile.ZipFile, path: Path, name: str, kinds: str,
             if filled < nbytes or member.read(1):
                 raise ModelFileError(f"{path}: {name} is damaged (its size disagrees with its header)")
     except ARCHIVE_ERRORS as exc:
-        raise ModelFileError(f"{path}: {name} cannot be read ({one_line(exc)})") from None
+        raise ModelFileError(f"{path}: {name} cannot be read ({first_line(exc)})") from None
     return array.T if fortran_order else array
 
 

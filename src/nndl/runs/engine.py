@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 from ..device import array_module, gpu_count, use_gpu
 from ..errors import ConfigError, NndlError
-from ..files.atomic import first_line
 from ..metrics import Measure
+from ..text import first_line
 from .checkpoint import resumable
 from .runner import DataCache, kept_scores, run_spec
 from .spec import RunSpec

@@ -34,6 +34,7 @@ from ..metrics import Measure, ensemble_guesses
 from ..network import Network
 from ..pixels import unit_interval
 from ..settings import option_flag
+from ..text import plural
 from ..unstable import balanced_chain, bias_gradients
 from .checkpoint import resumable
 from .runner import DataCache, kept_scores, run_spec, vote_scores
@@ -751,6 +752,10 @@ def train_on_engine(engine: Any, experiments: list[Experiment], out_dir: str | P
                 checkpoint = checkpoint_folder(experiment, path)
                 tasks[f"{experiment.name}-{slug(label)}-seed{seed}"] = (
                     (label, path, keep), (seeded.to_dict(), None, True, keep, checkpoint and str(checkpoint)))
+    if tasks:  # said at once: the first run's own line may come hours later
+        dashboard = engine.dashboard
+        log(f"Dask: {plural(len(tasks), 'run')} to train on {plural(engine.n_workers, 'worker')}"
+            + (f", dashboard {dashboard}" if dashboard else ""))
     for outcome in engine.run(train_task, tasks, what="runs"):
         label, path, keep = outcome.item
         if outcome.error is not None:  # the report's loop trains it again in this process, or fails there
