@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -80,6 +81,21 @@ def test_a_long_experiment_checkpoints_on_the_workers_and_resumes_an_interrupted
     assert latest_checkpoint(folder).position.epoch == 3 and len(checkpoint_files(folder)) <= 2
     alone = run_spec(spec)
     assert [r["metrics"] for r in summary["history"]] == [r["metrics"] for r in alone.summary["history"]]
+
+
+def test_a_long_experiment_trained_here_says_each_epoch_as_it_ends(tmp_path):
+    data = write_fake_mnist(tmp_path / "mnist", n_train=10_300, n_test=200, side=4)
+    experiment = Experiment("hours", "a long one", "-", {"run": {"hidden": [5], "epochs": 3}},
+                            (Row("test", "run", "kept test_accuracy"),), long=True)
+    said: list[str] = []
+    run_experiment(experiment, tmp_path, seeds=1, data_dir=str(data), log=said.append)
+    assert [line.split(": ")[2] for line in said[:3]] == ["Epoch 0", "Epoch 1", "Epoch 2"]
+    assert all(line.startswith("hours: run, seed 1: Epoch ") and " / 200 (test, " in line for line in said[:3])
+    assert said[3].startswith("hours: run, seed 1: best test accuracy")
+    short = dataclasses.replace(experiment, name="minutes", long=False)
+    said.clear()
+    run_experiment(short, tmp_path, seeds=1, data_dir=str(data), log=said.append)
+    assert said[0].startswith("minutes: run, seed 1: best")  # a short one says each run only
 
 
 def distorted_spec(data: Path) -> dict:

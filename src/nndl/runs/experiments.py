@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ..callbacks import Callback, format_epoch
 from ..errors import ConfigError
 from ..files.atomic import read_json, write_bytes_atomically
 from ..files.models import load_model, save_model
@@ -635,7 +636,8 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
         summary = finished_run(path, seeded, label in experiment.ensembles)
         if summary is None:
             checkpoint = checkpoint_folder(experiment, path)
-            result = run_spec(seeded, cache=cache, checkpoint=checkpoint, resume=resumable(checkpoint))
+            said = [EpochLog(f"{experiment.name}: {label}, seed {seed}", log)] if experiment.long else []
+            result = run_spec(seeded, cache=cache, checkpoint=checkpoint, resume=resumable(checkpoint), callbacks=said)
             summary = {**result.summary, "run": label, "quick": quick,
                        "kept": kept_scores(result.network, cache.get(seeded.data))}
             if label in experiment.ensembles:
@@ -661,6 +663,16 @@ def run_experiment(experiment: Experiment, out_dir: str | Path, *, seeds: int = 
     write_bytes_atomically(out / "report.md", experiment_report(experiment, outcome).encode("utf-8"))
     write_bytes_atomically(out / "results.json", json.dumps(outcome).encode("utf-8"))
     return outcome
+
+
+class EpochLog(Callback):
+    """A long experiment's run says each epoch as it ends, the book's line after its name (a run can take hours)."""
+
+    def __init__(self, name: str, log: Callable[[str], None]):
+        self.name, self.log = name, log
+
+    def on_epoch_end(self, run: Any, record: dict[str, Any]) -> None:
+        self.log(f"{self.name}: {format_epoch(record)}")
 
 
 def run_changes(data_dir: str | None, device: str) -> dict[str, Any]:
