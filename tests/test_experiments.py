@@ -201,3 +201,22 @@ def test_cli_refuses_unknown_experiments_and_bad_histories(capsys, tmp_path):
     bad.write_text('{"history": 3}')
     assert main(["plot", str(bad)]) == 2
     assert "no per-epoch history" in capsys.readouterr().err
+
+
+def test_a_test_measure_s_best_seed_is_the_one_best_on_validation_not_on_test():
+    from nndl.runs.experiments import experiment_report, report_rows
+
+    experiment = Experiment("picked", "seeds", "-", {"run": {"hidden": [5], "evaluate_on": "validation"}},
+                            (Row("test accuracy at the best validation epoch", "run", "kept test_accuracy", 98.0),
+                             Row("best validation accuracy", "run", "best validation_accuracy")))
+    history = [{"epoch": 0, "seconds": 1.0, "eta": 0.1, "metrics": {"validation": {"accuracy": 0.99}}}]
+    seeds = [{"kept": {"validation": 0.990, "test": 0.980}, "history": history},   # best on validation
+             {"kept": {"validation": 0.985, "test": 0.987}, "history": history}]   # best on test
+    rows = report_rows(experiment, {"run": seeds}, {})
+    assert rows[0]["best"] == pytest.approx(98.0) and rows[0]["values"] == pytest.approx([98.0, 98.7])
+    assert rows[0]["chosen_on_validation"] and not rows[1]["chosen_on_validation"]
+    report = experiment_report(experiment, {"quick": False, "seeds": 2, "seconds": 1.0, "training_seconds": 2.0,
+                                            "rows": rows, "figures": []})
+    assert "| 98.00% | 98.00% | 98.35% | 98.00% / 98.70% |" in report and "the test set chooses nothing" in report
+    without = report_rows(experiment, {"run": [{**s, "kept": {"test": s["kept"]["test"]}} for s in seeds]}, {})
+    assert without[0]["best"] == pytest.approx(98.7)  # no validation figures: the best there is

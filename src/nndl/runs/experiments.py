@@ -836,18 +836,39 @@ def report_rows(experiment: Experiment, results: dict[str, list[dict[str, Any]]]
         how, chosen = parse_measure(row.measure)
         if how == "ensemble":
             values = [100.0 * ensembles[row.run][chosen.dataset]]
+            validation = None
         else:
             values = [measure(summary, row.measure) for summary in results[row.run]]
+            validation = kept_validation(results[row.run])
         rows.append({"label": row.label, "run": row.run, "measure": row.measure, "book": row.book,
-                     "values": values, "best": best_of(row.measure, values), "mean": statistics.mean(values)})
+                     "values": values, "best": best_of(row.measure, values, validation),
+                     "mean": statistics.mean(values), "chosen_on_validation": chooses_on_validation(row.measure,
+                                                                                                   validation)})
     return rows
 
 
-def best_of(measure_name: str, values: list[float]) -> float | None:
-    """The best seed's value: the highest accuracy, the lowest cost; epochs and speeds (a spread) have no best."""
+def kept_validation(summaries: list[dict[str, Any]]) -> list[float] | None:
+    """Each seed's validation accuracy at its kept (best validation) epoch, or None where a run has none."""
+    scores = [summary.get("kept", {}).get("validation") for summary in summaries]
+    return None if None in scores else scores
+
+
+def chooses_on_validation(measure_name: str, validation: list[float] | None) -> bool:
+    """Whether a row's best seed is chosen by the seeds' validation accuracy: a test measure, where there is one."""
+    return validation is not None and getattr(parse_measure(measure_name)[1], "dataset", None) == "test"
+
+
+def best_of(measure_name: str, values: list[float], validation: list[float] | None = None) -> float | None:
+    """The best seed's value: the highest accuracy, the lowest cost; epochs and speeds (a spread) have no best.
+
+    A test measure's best seed is the one with the best ``validation`` accuracy,
+    where the runs have one: the test set chooses nothing (the first on ties).
+    """
     how, chosen = parse_measure(measure_name)
     if chosen is None or how.startswith("epoch") or isinstance(chosen, LayerSpeed):
         return None
+    if chooses_on_validation(measure_name, validation):
+        return values[validation.index(max(validation))]
     return (max if chosen.higher_is_better else min)(values)
 
 
@@ -970,6 +991,9 @@ def experiment_report(experiment: Experiment, outcome: dict[str, Any], figure_di
         lines.append(f"| {row['run']} | {row['label']} | {format_value(row['book'], row['measure'])} | "
                      f"{format_value(row['best'], row['measure'])} | {format_value(row['mean'], row['measure'])} | "
                      f"{per_seed} |")
+    if any(row.get("chosen_on_validation") for row in outcome["rows"]):
+        lines += ["", "A test measure's best of seeds is the test figure of the seed with the best validation "
+                  "accuracy: the test set chooses nothing."]
     lines += ["", f"Commands: `nndl experiment run {experiment.name}` runs them all; one seed of each alone "
               "(add `--seed N --data DIR`):", ""]
     lines += [f"- {label}: `{train_command(spec)}`" for label, spec in experiment.specs().items()]
