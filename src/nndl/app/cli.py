@@ -205,8 +205,9 @@ def build_parser() -> Parser:
     t.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR with its settings (options "
                    "that change them are refused) and its --save and --json, and keep checkpointing there")
     t.add_argument("--blas-threads", type=whole_number(0, 64), metavar="N",
-                   help="BLAS threads during training; 0 leaves BLAS's own choice (default: every core for large "
-                   "layers, (largest layer's weights) × m ≥ 3 million, without distortion workers; else 1)")
+                   help="BLAS threads during training; 0 leaves BLAS's own choice (default: every core for a fully "
+                   "connected network with large layers, (largest layer's weights) × m ≥ 3 million, without "
+                   "distortion workers; else 1)")
     t.add_argument("--save", metavar="FILE",
                    help="save the trained model to FILE (.npz; .json writes the book's network2.py format); with "
                    "--resume, FILE replaces the --save the run was started with")

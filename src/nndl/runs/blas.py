@@ -11,16 +11,19 @@ blas``), 2 threads against 1 were:
 - at m = 100: 1.28x for [784, 100, 10], 1.48x-1.77x for the larger ones;
 - but with two distortion workers busy, 0.54-0.76x: slower for every size.
 
-Chapter 6's convolutional networks follow the same rule
-(``python benchmarks/bench_layers.py --part conv``, m = 10, load average
-about 2): 2 threads were 0.95x for conv20x5,pool2,full100 (2.9 million
-multiply-adds per product × m) and 1.13x for conv20x5,pool2,conv40x5,pool2,
-full100 (12.8 million); with other work running, 0.40-0.61x.
+Chapter 6's convolutional networks gain little and can lose a great deal
+(``python benchmarks/bench_layers.py --part conv``, m = 10): on a quiet
+machine 2 threads were 0.95x for conv20x5,pool2,full100 and 1.13x for
+conv20x5,pool2,conv40x5,pool2,full100; with one other training run on the
+2 cores (``--images 2000 --reps 2``, load average 3), 0.035x for the first
+(192 s an epoch against 6.7 s; PyTorch alike, 288 s against 11.4 s), and an
+experiment's row of the second took 185 s an epoch instead of about 22.
 
-So by default nndl trains with every core when the largest product is big,
-(multiply-adds of the largest layer per example) × m ≥ MULTITHREAD_WORK, and
-no distortions run (their workers want the cores); otherwise with one thread. On a
-machine busy with other work, ``--blas-threads 1`` is the faster choice.
+So by default nndl trains a fully connected network with every core when
+the largest product is big, (multiply-adds of the largest layer per example)
+× m ≥ MULTITHREAD_WORK, and no distortions run (their workers want the
+cores); a convolutional network, or any other, with one thread. On a machine
+busy with other work, ``--blas-threads 1`` is the faster choice for every network.
 This uses threadpoolctl when it is installed (``pip install 'nndl[cli]'``).
 """
 
@@ -58,7 +61,7 @@ def default_threads(network: Network, m: int, distorting: bool) -> int:
     the worker count would make the result follow it as well.
     """
     largest = max(layer.multiply_adds() for layer in network.layers)
-    return cores() if largest * m >= MULTITHREAD_WORK and not distorting else 1
+    return cores() if network.is_dense and largest * m >= MULTITHREAD_WORK and not distorting else 1
 
 
 @contextlib.contextmanager
