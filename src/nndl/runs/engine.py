@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from ..device import array_module, gpu_count, use_gpu
 from ..errors import ConfigError, NndlError
 from ..metrics import Measure
-from ..text import first_line
+from ..text import first_line, plural
 from .checkpoint import resumable
 from .runner import DataCache, kept_scores, run_spec
 from .spec import RunSpec
@@ -202,6 +202,11 @@ class Engine:
         if self.cluster is not None and not bokeh_available():
             return None
         return self.client.dashboard_link if "dashboard" in self.client.scheduler_info().get("services", {}) else None
+
+    def describe(self) -> str:
+        """'2 workers, dashboard http://…' (the dashboard where the scheduler serves one), for the log."""
+        dashboard = self.dashboard
+        return plural(self.n_workers, "worker") + (f", dashboard {dashboard}" if dashboard else "")
 
     @property
     def n_workers(self) -> int:

@@ -765,9 +765,7 @@ def train_on_engine(engine: Any, experiments: list[Experiment], out_dir: str | P
                 tasks[f"{experiment.name}-{slug(label)}-seed{seed}"] = (
                     (label, path, keep), (seeded.to_dict(), None, True, keep, checkpoint and str(checkpoint)))
     if tasks:  # said at once: the first run's own line may come hours later
-        dashboard = engine.dashboard
-        log(f"Dask: {plural(len(tasks), 'run')} to train on {plural(engine.n_workers, 'worker')}"
-            + (f", dashboard {dashboard}" if dashboard else ""))
+        log(f"Dask: {plural(len(tasks), 'run')} to train on {engine.describe()}")
     for outcome in engine.run(train_task, tasks, what="runs"):
         label, path, keep = outcome.item
         if outcome.error is not None:  # the report's loop trains it again in this process, or fails there
@@ -835,15 +833,15 @@ def report_rows(experiment: Experiment, results: dict[str, list[dict[str, Any]]]
     for row in experiment.rows:
         how, chosen = parse_measure(row.measure)
         if how == "ensemble":
-            values = [100.0 * ensembles[row.run][chosen.dataset]]
-            validation = None
+            values, validation = [100.0 * ensembles[row.run][chosen.dataset]], None
         else:
             values = [measure(summary, row.measure) for summary in results[row.run]]
             validation = kept_validation(results[row.run])
+        on_validation = chooses_on_validation(chosen, validation)
+        best = values[validation.index(max(validation))] if on_validation else best_of(row.measure, values)
         rows.append({"label": row.label, "run": row.run, "measure": row.measure, "book": row.book,
-                     "values": values, "best": best_of(row.measure, values, validation),
-                     "mean": statistics.mean(values), "chosen_on_validation": chooses_on_validation(row.measure,
-                                                                                                   validation)})
+                     "values": values, "best": best, "mean": statistics.mean(values),
+                     "chosen_on_validation": on_validation})
     return rows
 
 
@@ -853,22 +851,17 @@ def kept_validation(summaries: list[dict[str, Any]]) -> list[float] | None:
     return None if None in scores else scores
 
 
-def chooses_on_validation(measure_name: str, validation: list[float] | None) -> bool:
-    """Whether a row's best seed is chosen by the seeds' validation accuracy: a test measure, where there is one."""
-    return validation is not None and getattr(parse_measure(measure_name)[1], "dataset", None) == "test"
+def chooses_on_validation(chosen: Any, validation: list[float] | None) -> bool:
+    """Whether a row's best seed is the one with the best ``validation`` accuracy (the first on ties): a test
+    measure, where the runs have one, so that the test set chooses nothing."""
+    return validation is not None and getattr(chosen, "dataset", None) == "test"
 
 
-def best_of(measure_name: str, values: list[float], validation: list[float] | None = None) -> float | None:
-    """The best seed's value: the highest accuracy, the lowest cost; epochs and speeds (a spread) have no best.
-
-    A test measure's best seed is the one with the best ``validation`` accuracy,
-    where the runs have one: the test set chooses nothing (the first on ties).
-    """
+def best_of(measure_name: str, values: list[float]) -> float | None:
+    """The best seed's value: the highest accuracy, the lowest cost; epochs and speeds (a spread) have no best."""
     how, chosen = parse_measure(measure_name)
     if chosen is None or how.startswith("epoch") or isinstance(chosen, LayerSpeed):
         return None
-    if chooses_on_validation(measure_name, validation):
-        return values[validation.index(max(validation))]
     return (max if chosen.higher_is_better else min)(values)
 
 

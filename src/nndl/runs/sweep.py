@@ -48,7 +48,6 @@ from ..files.atomic import atomic_output, parse_json, parse_toml, read_capped, r
 from ..files.models import load_model, save_model
 from ..files.plots import MAX_SERIES, plot_series, pyplot
 from ..metrics import History, Measure, Monitor, evaluate
-from ..text import plural
 from .engine import Engine, train_task
 from .spec import FIELD_SECTION, RunSpec
 
@@ -437,8 +436,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, scheduler: str | None = None, wo
             if not engines:
                 device = sweep.base.get("device", "cpu")
                 engines.append(cleanup.enter_context(Engine(scheduler, workers, progress, device)))
-                dashboard = engines[0].dashboard
-                log(f"Dask: {plural(engines[0].n_workers, 'worker')}" + (f", dashboard {dashboard}" if dashboard else ""))
+                log(f"Dask: {engines[0].describe()}")
             return engines[0]
 
         for stage in sweep.stages:
